@@ -1,0 +1,517 @@
+"""pbxbridge's AMI client: a thin asyncio shell around the pure :mod:`pbxbridge.ami_parser`.
+
+It only translates: bytes from Asterisk become frozen items on an unbounded
+``asyncio.Queue``, in stream order; the consumer (one pipeline task) does everything else.
+
+Why not panoramisk 1.4 (its defects are reproduced in
+``tests/component/test_panoramisk_defects.py``), and which layer here replaces each:
+
+* Protocol layer (``AMIProtocol.data_received``):
+  (a) decodes each TCP chunk with ``errors='ignore'``, so a UTF-8 character split across
+  reads vanishes ("Müller" -> "Mller") -> the pure parser decodes complete messages only,
+  strictly, and marks (never drops) invalid bytes;
+  (f) strips each message, so a header with an empty value on the last line is lost ->
+  the parser keeps every ``Key:`` line and counts lines without a colon;
+  (b) runs user callbacks inside ``data_received``: one raising handler aborts the rest of
+  the chunk and kills the connection -> the reader only ``put_nowait``\\ s items; user code
+  runs in the consumer task and can't reach the socket.
+* Callback layer (``Manager.dispatch``):
+  (i) coroutine callbacks become unreferenced tasks that finish out of event order ->
+  one ordered queue, consumed by one task.
+* Ping layer (``Manager.ping``):
+  (c) Ping replies are never checked, so a hung PBX or half-open TCP goes unnoticed ->
+  every ping must be answered within ``ping_timeout`` or the session is dropped and
+  rebuilt (default 3 s + 5 s, under 10 s).
+* Reconnect layer (``Manager.connection_lost``):
+  (d) reconnects every 2 s forever, no backoff, no jitter -> exponential backoff with full
+  jitter (:func:`backoff_delay`), reset after a session stable for 30 s; after each
+  login, ``resync_actions`` re-read the live state (AMI has no replay).
+* Login layer (``Manager.login``):
+  (e) a rejected secret only flips ``authenticated`` to False, logs nothing and retries
+  every 2 s (fail2ban bait) -> ``ami_login_failed`` at ERROR (never the secret),
+  ``login_failures`` and ``last_error`` in :attr:`AmiClient.state`, backoff as any failure.
+* Action layer (``Action.__str__``, ``Action.multi``):
+  (g) values are written unescaped, so CR/LF in a value injects a second action ->
+  :func:`~pbxbridge.ami_parser.format_action` raises ``ValueError`` before anything is sent;
+  (h) any ``... successfully queued`` reply to an action without an ``Async`` key raises
+  ``KeyError('async')`` inside ``data_received`` and kills the connection (#90, #97) ->
+  an action completes on its Response unless that says ``EventList: start``.
+* Test helper (``panoramisk.testing.Manager``):
+  (j) sets the process-wide ``panoramisk.utils.EOL`` to ``"\\n"`` -> nothing here is a
+  mutable module global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+from structlog.typing import FilteringBoundLogger
+
+from pbxbridge.ami_parser import BANNER_PREFIX, AmiStreamParser, Message, format_action
+
+__all__ = [
+    "ActionReply",
+    "ActionResult",
+    "AmiActionTimeout",
+    "AmiClient",
+    "AmiConnectionLost",
+    "AmiError",
+    "AmiEvent",
+    "AmiItem",
+    "AmiNotConnected",
+    "AmiSettings",
+    "AmiState",
+    "SessionDown",
+    "SessionUp",
+    "backoff_delay",
+]
+
+Fields = Mapping[str, str] | Sequence[tuple[str, str]]
+ActionSpec = tuple[str, tuple[tuple[str, str], ...]]
+
+# Asterisk's own messages are a few KiB; a buffer this large without a message end means
+# we are not talking to AMI, and holding it would only grow memory.
+_MAX_BUFFERED = 4 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+    events: str = "call,agent,user,system"
+    ping_interval: float = 3.0
+    ping_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    stable_after: float = 30.0
+    resync_actions: tuple[ActionSpec, ...] = (("CoreShowChannels", ()), ("QueueStatus", ()))
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEvent:
+    message: Message
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUp:
+    at: float
+    banner: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDown:
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    action: str
+    response: Message
+    events: tuple[Message, ...]
+    received_at: float
+
+
+AmiItem = AmiEvent | SessionUp | SessionDown | ActionResult
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReply:
+    response: Message
+    events: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AmiState:
+    connected: bool
+    logged_in: bool
+    last_error: str | None
+    login_failures: int
+    reconnects: int
+    events_received: int
+    decode_errors: int
+    malformed_lines: int
+    bytes_received: int
+    connected_since: float | None
+    banner: str | None
+
+
+class AmiError(Exception):
+    pass
+
+
+class AmiNotConnected(AmiError):
+    pass
+
+
+class AmiConnectionLost(AmiError):
+    pass
+
+
+class AmiActionTimeout(AmiError, TimeoutError):
+    pass
+
+
+class _SessionEnded(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
+    return rng.uniform(0.0, min(cap, base * 2.0 ** min(attempt, 64)))
+
+
+@dataclass(slots=True)
+class _Pending:
+    name: str
+    kind: Literal["reply", "login", "resync"]
+    future: asyncio.Future[ActionReply] | None
+    response: Message | None = None
+    events: list[Message] = field(default_factory=list)
+
+
+class AmiClient:
+    """Keeps one logged-in AMI session alive and feeds ``out`` until cancelled or closed."""
+
+    def __init__(
+        self,
+        settings: AmiSettings,
+        out: asyncio.Queue[AmiItem],
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        log: FilteringBoundLogger | None = None,
+    ) -> None:
+        self._settings = settings
+        self._out = out
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._log: FilteringBoundLogger = log or structlog.get_logger("pbxbridge.ami")
+        self._id_prefix = f"pbxbridge-{secrets.token_hex(4)}-"
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._stop = asyncio.Event()
+        self._session_task: asyncio.Task[float] | None = None
+        # Per-session state, reset by _session().
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._banner: str | None = None
+        self._logged_in = False
+        self._connected_since: float | None = None
+        # Counters for the state snapshot.
+        self._last_error: str | None = None
+        self._login_failures = 0
+        self._reconnects = 0
+        self._events_received = 0
+        self._decode_errors = 0
+        self._malformed_lines = 0
+        self._bytes_received = 0
+
+    @property
+    def state(self) -> AmiState:
+        return AmiState(
+            connected=self._writer is not None,
+            logged_in=self._logged_in,
+            last_error=self._last_error,
+            login_failures=self._login_failures,
+            reconnects=self._reconnects,
+            events_received=self._events_received,
+            decode_errors=self._decode_errors,
+            malformed_lines=self._malformed_lines,
+            bytes_received=self._bytes_received,
+            connected_since=self._connected_since,
+            banner=self._banner,
+        )
+
+    async def run(self) -> None:
+        """Connect, log in, read; on any failure back off and start again. Returns
+        only after :meth:`close`."""
+        s = self._settings
+        attempt = 0
+        try:
+            while not self._closing:
+                self._session_task = asyncio.create_task(self._session())
+                await asyncio.wait({self._session_task})
+                if self._closing:
+                    break
+                logged_in_for = self._session_task.result()  # a bug in _session ends run()
+                if logged_in_for >= s.stable_after:
+                    attempt = 0
+                delay = backoff_delay(
+                    attempt, base=s.backoff_base, cap=s.backoff_cap, rng=self._rng
+                )
+                attempt += 1
+                self._reconnects += 1
+                self._log.info("ami_reconnect_scheduled", delay=round(delay, 3), attempt=attempt)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            task = self._session_task
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+    async def close(self) -> None:
+        """Stop :meth:`run` and close the socket; safe to call more than once."""
+        self._closing = True
+        self._stop.set()
+        task = self._session_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    # A per-action deadline is part of the API, hence the noqa.
+    async def action(
+        self,
+        name: str,
+        fields: Fields = (),
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> ActionReply:
+        """Send one action and wait for its Response (and its event list, if the
+        Response says ``EventList: start``)."""
+        if not self._logged_in:
+            raise AmiNotConnected(f"AMI not logged in; action {name} not sent")
+        return await self._request(name, fields, "reply", timeout)
+
+    # -- session ------------------------------------------------------------------
+
+    async def _session(self) -> float:
+        """One connection from connect to close; returns the seconds it stayed logged in."""
+        s = self._settings
+        loop = asyncio.get_running_loop()
+        self._pending = {}
+        self._banner = None
+        tasks: list[asyncio.Task[str]] = []
+        logged_in_at: float | None = None
+        reason = "closed"
+        try:
+            try:
+                reader, self._writer = await asyncio.wait_for(
+                    asyncio.open_connection(s.host, s.port), s.connect_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                raise _SessionEnded(f"connect failed: {type(exc).__name__}") from exc
+            self._connected_since = self._clock()
+            banner_seen: asyncio.Future[str] = loop.create_future()
+            tasks.append(asyncio.create_task(self._read_loop(reader, banner_seen)))
+            banner = await self._wait(banner_seen, s.connect_timeout, "no banner")
+            self._log.info("ami_connected", host=s.host, port=s.port, banner=banner)
+            fields = {"Username": s.username, "Secret": s.secret, "Events": s.events}
+            reply = await self._request("Login", fields, "login", s.connect_timeout)
+            if reply.response.response != "Success":
+                self._login_failed(reply.response)
+            logged_in_at = loop.time()
+            self._log.info("ami_logged_in", host=s.host, port=s.port, username=s.username)
+            for action_name, action_fields in s.resync_actions:
+                await self._send(action_name, action_fields, "resync", s.connect_timeout)
+            tasks.append(asyncio.create_task(self._ping_loop()))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            reason = done.pop().result()
+        except _SessionEnded as exc:
+            reason = exc.reason
+        except AmiError as exc:
+            reason = str(exc)
+        except (OSError, TimeoutError) as exc:
+            reason = f"connection error: {type(exc).__name__}"
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._teardown(reason)
+        return 0.0 if logged_in_at is None else loop.time() - logged_in_at
+
+    def _login_failed(self, response: Message) -> None:
+        s = self._settings
+        message = response.get("Message") or "no message"
+        self._login_failures += 1
+        self._log.error(
+            "ami_login_failed",
+            host=s.host,
+            port=s.port,
+            username=s.username,
+            message=message,
+            failures=self._login_failures,
+        )
+        raise _SessionEnded(f"login failed: {message}")
+
+    async def _teardown(self, reason: str) -> None:
+        # SessionUp is emitted by the reader, so _logged_in (not a local) says whether
+        # this session owes the consumer a SessionDown.
+        was_up, was_connected = self._logged_in, self._writer is not None
+        writer, self._writer = self._writer, None
+        self._logged_in = False
+        self._connected_since = None
+        self._fail_pending(reason)
+        if not self._closing or reason != "closed":
+            self._last_error = reason
+        if was_up:
+            self._out.put_nowait(SessionDown(self._clock(), reason))
+        if was_connected:
+            self._log.warning("ami_disconnected", reason=reason, was_logged_in=was_up)
+        elif not self._closing:
+            self._log.warning("ami_connect_failed", reason=reason)
+        if writer is not None:
+            writer.close()
+            # The peer may be gone; our side of the socket is closed either way.
+            with contextlib.suppress(OSError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    def _fail_pending(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if p.future is not None and not p.future.done():
+                p.future.set_exception(AmiConnectionLost(reason))
+
+    async def _wait(self, fut: asyncio.Future[str], within: float, reason: str) -> str:
+        try:
+            return await asyncio.wait_for(fut, within)
+        except TimeoutError:
+            raise _SessionEnded(reason) from None
+        except AmiConnectionLost as exc:
+            raise _SessionEnded(str(exc)) from None
+
+    async def _ping_loop(self) -> str:
+        s = self._settings
+        while True:
+            await asyncio.sleep(s.ping_interval)
+            try:
+                await self._request("Ping", (), "reply", s.ping_timeout)
+            except AmiActionTimeout:
+                self._log.warning("ami_ping_timeout", timeout=s.ping_timeout)
+                return "ping timeout"
+            except AmiConnectionLost as exc:
+                return str(exc)
+
+    # -- actions ------------------------------------------------------------------
+
+    async def _request(
+        self, name: str, fields: Fields, kind: Literal["reply", "login"], within: float
+    ) -> ActionReply:
+        action_id, fut = await self._send(name, fields, kind, within)
+        assert fut is not None
+        try:
+            return await asyncio.wait_for(fut, within)
+        except TimeoutError:
+            raise AmiActionTimeout(f"no reply to {name} within {within} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+
+    async def _send(
+        self, name: str, fields: Fields, kind: Literal["reply", "login", "resync"], within: float
+    ) -> tuple[str, asyncio.Future[ActionReply] | None]:
+        pairs = list(fields.items()) if isinstance(fields, Mapping) else list(fields)
+        if any(k.casefold() == "actionid" for k, _ in pairs):
+            raise ValueError("ActionID is assigned by AmiClient")
+        action_id = f"{self._id_prefix}{next(self._ids)}"
+        data = format_action(name, [("ActionID", action_id), *pairs])  # raises before sending
+        writer = self._writer
+        if writer is None:
+            raise AmiNotConnected(f"AMI not connected; action {name} not sent")
+        fut = None if kind == "resync" else asyncio.get_running_loop().create_future()
+        self._pending[action_id] = _Pending(name, kind, fut)
+        writer.write(data)
+        try:
+            # A half-open peer fills the send buffer; don't wait on it forever.
+            await asyncio.wait_for(writer.drain(), within)
+        except TimeoutError:
+            self._pending.pop(action_id, None)
+            raise AmiActionTimeout(f"could not send {name} within {within} s") from None
+        except (OSError, RuntimeError) as exc:
+            self._pending.pop(action_id, None)
+            raise AmiConnectionLost(f"sending {name}: {type(exc).__name__}") from exc
+        return action_id, fut
+
+    # -- reader -------------------------------------------------------------------
+
+    async def _read_loop(
+        self, reader: asyncio.StreamReader, banner_seen: asyncio.Future[str]
+    ) -> str:
+        parser = AmiStreamParser()
+        while True:
+            try:
+                chunk = await reader.read(_READ_SIZE)
+            except OSError as exc:
+                reason = f"read failed: {type(exc).__name__}"
+                self._fail_pending(reason)
+                return reason
+            if not chunk:
+                self._fail_pending("connection closed by peer")
+                if not banner_seen.done():
+                    banner_seen.set_exception(AmiConnectionLost("connection closed by peer"))
+                return "connection closed by peer"
+            self._bytes_received += len(chunk)
+            messages = parser.feed(chunk)
+            if not banner_seen.done() and parser.banner is not None:
+                if not parser.banner.startswith(BANNER_PREFIX):
+                    banner_seen.set_exception(AmiConnectionLost("not an AMI banner"))
+                    return "not an AMI banner"
+                self._banner = parser.banner
+                banner_seen.set_result(parser.banner)
+            if parser.buffered > _MAX_BUFFERED:
+                self._fail_pending("oversized message")
+                return "oversized message"
+            now = self._clock()
+            for message in messages:
+                self._dispatch(message, now)
+
+    def _dispatch(self, message: Message, now: float) -> None:
+        """Route one message, synchronously and in stream order."""
+        if message.decode_error:
+            self._decode_errors += 1
+            self._log.warning("ami_decode_error", ami_event=message.event)
+        if message.malformed_lines:
+            self._malformed_lines += message.malformed_lines
+            self._log.warning("ami_malformed_lines", ami_event=message.event)
+        action_id = message.action_id
+        if action_id is None or not action_id.startswith(self._id_prefix):
+            if message.event is not None:
+                self._events_received += 1
+                self._out.put_nowait(AmiEvent(message, now))
+            else:
+                self._log.info("ami_unsolicited_response", response=message.response)
+            return
+        p = self._pending.get(action_id)
+        if p is None:
+            # A late reply to an action that timed out, or OriginateResponse after an
+            # async Originate: ours, so never an AmiEvent.
+            self._log.debug("ami_late_action_message", action_id=action_id)
+            return
+        if p.response is None and message.event is None:
+            p.response = message
+            if (message.get("EventList") or "").lower() != "start":
+                self._complete(action_id, p, message, now)
+            return
+        p.events.append(message)
+        if (message.get("EventList") or "").lower() == "complete":
+            self._complete(action_id, p, p.response or message, now)
+
+    def _complete(self, action_id: str, p: _Pending, response: Message, now: float) -> None:
+        del self._pending[action_id]
+        events = tuple(p.events)
+        if p.kind == "resync":
+            self._out.put_nowait(ActionResult(p.name, response, events, now))
+            return
+        if p.kind == "login" and response.response == "Success":
+            # Emitted here, not in _session, so SessionUp precedes any event that
+            # shares the login reply's TCP chunk.
+            self._logged_in = True
+            self._out.put_nowait(SessionUp(now, self._banner or ""))
+        if p.future is not None and not p.future.done():
+            p.future.set_result(ActionReply(response, events))

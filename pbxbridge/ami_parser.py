@@ -1,0 +1,193 @@
+"""Asterisk Manager Interface framing: bytes in, messages out. Pure: no I/O, no clock.
+
+An AMI session starts with one banner line (``Asterisk Call Manager/X.Y.Z\\r\\n``), then
+carries messages of ``Key: Value`` lines, each message ended by an empty line. The caller
+owns the buffer: :func:`parse` returns the complete messages and the leftover bytes to
+prepend to the next read. Messages are decoded only once complete, so a multi-byte UTF-8
+character split across TCP reads survives; undecodable bytes are replaced (never dropped)
+and the message is marked so the shell can count it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+__all__ = [
+    "BANNER_PREFIX",
+    "AmiStreamParser",
+    "Message",
+    "format_action",
+    "parse",
+    "split_banner",
+]
+
+BANNER_PREFIX = "Asterisk Call Manager/"
+
+_CRLF_END = b"\r\n\r\n"
+# Asterisk always writes CRLF; a bare LF only shows up in hand-written or proxied
+# streams, so that slower path runs only when the buffer holds a bare LF.
+_ANY_END = re.compile(rb"\r?\n\r?\n")
+_ANY_EOL = re.compile(r"\r?\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One AMI message (event or response) with its headers in wire order."""
+
+    fields: tuple[tuple[str, str], ...]
+    decode_error: bool = False
+    malformed_lines: int = 0
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """First value for ``key``: exact case first, since that is what Asterisk
+        writes and is cheapest, then any case."""
+        for k, v in self.fields:
+            if k == key:
+                return v
+        folded = key.casefold()
+        for k, v in self.fields:
+            if k.casefold() == folded:
+                return v
+        return default
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value for ``key`` (any case), in order: Command output and
+        ChanVariable repeat their key."""
+        folded = key.casefold()
+        return [v for k, v in self.fields if k.casefold() == folded]
+
+    @property
+    def event(self) -> str | None:
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+
+def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
+    # Fast path, one C-level pass: every line is "Key: Value" (Asterisk writes
+    # "Key: " even for an empty value).
+    pairs = [(k, v) for k, sep, v in map(str.partition, lines, repeat(": ")) if sep]
+    if len(pairs) == len(lines):
+        return Message(tuple(pairs), decode_error)
+    pairs, malformed = [], 0
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if not sep:
+            if not line:
+                # Only possible as leading blank lines left by a stray extra terminator.
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                malformed += 1
+                continue
+            # "Key:" or "Key:Value": keep it, an empty value included.
+            value = value.removeprefix(" ")
+        pairs.append((key, value))
+    if not pairs and not malformed:
+        return None
+    return Message(tuple(pairs), decode_error, malformed)
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
+
+
+def parse(buffer: bytes) -> tuple[list[Message], bytes]:
+    """Split ``buffer`` into complete messages and the leftover (incomplete) bytes.
+
+    Never raises on content: malformed lines and invalid UTF-8 are recorded on the
+    message, not dropped.
+    """
+    messages: list[Message] = []
+    if buffer.count(b"\n") == buffer.count(b"\r\n"):
+        end = buffer.rfind(_CRLF_END)
+        if end < 0:
+            return messages, buffer
+        complete, leftover = buffer[:end], buffer[end + 4 :]
+        try:
+            # One decode for the whole batch is the fast path; UTF-8 is
+            # self-synchronising, so splitting the text equals splitting the bytes.
+            bodies = [(body, False) for body in complete.decode("utf-8").split("\r\n\r\n")]
+        except UnicodeDecodeError:
+            bodies = [_decode(raw) for raw in complete.split(_CRLF_END)]
+        for text, bad in bodies:
+            msg = _message_from_lines(text.split("\r\n"), bad)
+            if msg is not None:
+                messages.append(msg)
+        return messages, leftover
+    pieces = _ANY_END.split(buffer)
+    leftover = pieces.pop()
+    for raw in pieces:
+        text, bad = _decode(raw)
+        msg = _message_from_lines(_ANY_EOL.split(text), bad)
+        if msg is not None:
+            messages.append(msg)
+    return messages, leftover
+
+
+def split_banner(buffer: bytes) -> tuple[str | None, bytes]:
+    """Take the session's first line off ``buffer``: (banner, rest), or (None, buffer)
+    while the line is incomplete. The caller decides whether it looks like Asterisk."""
+    eol = buffer.find(b"\n")
+    if eol < 0:
+        return None, buffer
+    line = buffer[:eol].rstrip(b"\r")
+    return line.decode("utf-8", errors="replace"), buffer[eol + 1 :]
+
+
+class AmiStreamParser:
+    """Stateful wrapper for one TCP session: banner first, then messages."""
+
+    __slots__ = ("_buffer", "banner")
+
+    def __init__(self, *, expect_banner: bool = True) -> None:
+        self.banner: str | None = None if expect_banner else ""
+        self._buffer = b""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the end of a message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        buffer = self._buffer + data if self._buffer else data
+        if self.banner is None:
+            self.banner, buffer = split_banner(buffer)
+            if self.banner is None:
+                self._buffer = buffer
+                return []
+        messages, self._buffer = parse(buffer)
+        return messages
+
+
+def _check(what: str, text: str, *, is_key: bool) -> None:
+    # Name the field, never echo the value: it may be a Secret.
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"AMI {what} contains CR or LF, which would inject a line")
+    if is_key and (":" in text or not text):
+        raise ValueError(f"AMI {what} is empty or contains ':'")
+
+
+def format_action(name: str, fields: Mapping[str, str] | Sequence[tuple[str, str]]) -> bytes:
+    """Serialise one action; refuse anything that could forge a header or an action."""
+    _check("action name", name, is_key=True)
+    pairs = fields.items() if isinstance(fields, Mapping) else fields
+    parts = ["Action: ", name, "\r\n"]
+    for key, value in pairs:
+        _check(f"field name {key!r}", key, is_key=True)
+        _check(f"value of field {key!r}", value, is_key=False)
+        parts += (key, ": ", value, "\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")

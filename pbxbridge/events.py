@@ -1,0 +1,283 @@
+"""The event vocabulary shared by the AMI adapter and the pure call tracker.
+
+Only the ~20 AMI event types the tracker needs become typed events; every other
+message is ignored here (and counted by the shell). Times are Asterisk's own
+``Timestamp:`` header (manager.conf ``timestampevents = yes``); when it is missing
+the receive time stands in and the event says so, so the shell can warn once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Fields(Protocol):
+    """What the translation needs from a parsed AMI message."""
+
+    def get(self, key: str, default: str | None = None) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """The channel an event is about: its ids and the caller as Asterisk saw them."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    caller_number: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCreated:
+    at: float
+    ref: ChannelRef
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequested:
+    """HangupRequest / SoftHangupRequest: somebody asked this channel to go away."""
+
+    at: float
+    ref: ChannelRef
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHungUp:
+    at: float
+    ref: ChannelRef
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """The dialplan hook ``Gosub(pbxbridge,offered,1(SERVICE))`` ran on this channel."""
+
+    at: float
+    ref: ChannelRef
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoined:
+    at: float
+    ref: ChannelRef
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeft:
+    at: float
+    ref: ChannelRef
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging:
+    """AgentCalled: a call taker's phone starts ringing for this caller."""
+
+    at: float
+    ref: ChannelRef
+    queue: str
+    agent: str
+    agent_uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNoAnswer:
+    """AgentRingNoAnswer (its RingTime is in milliseconds, unlike AgentConnect's)."""
+
+    at: float
+    ref: ChannelRef
+    queue: str
+    agent: str
+    agent_uniqueid: str
+    ring_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswered:
+    """AgentConnect: the call taker is connected to the caller."""
+
+    at: float
+    ref: ChannelRef
+    queue: str
+    agent: str
+    agent_uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """QueueMemberStatus (event) or QueueMember (QueueStatus list item)."""
+
+    at: float
+    queue: str
+    member: str
+    status: int  # Asterisk device state: 1 not in use, 2 in use, 5 unavailable, ...
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Booted:
+    """FullyBooted, synthesised at every login; a small uptime means a restart."""
+
+    at: float
+    uptime: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """One CoreShowChannel item of a resynchronisation snapshot."""
+
+    ref: ChannelRef
+    duration: float
+    application: str
+    application_data: str
+    bridged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every channel alive at ``at`` (CoreShowChannels, taken after each login)."""
+
+    at: float
+    channels: tuple[LiveChannel, ...]
+
+
+Event = (
+    ChannelCreated
+    | HangupRequested
+    | ChannelHungUp
+    | Offered
+    | QueueJoined
+    | QueueLeft
+    | AgentRinging
+    | AgentNoAnswer
+    | AgentAnswered
+    | MemberStatus
+    | Booted
+    | Snapshot
+)
+
+OFFERED_USEREVENT = "PbxbridgeOffered"
+
+
+def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
+    """Asterisk's Timestamp when present and sane, else the receive time (and False)."""
+    raw = msg.get("Timestamp")
+    if raw:
+        try:
+            return float(raw), True
+        except ValueError:
+            pass
+    return received_at, False
+
+
+def _s(msg: Fields, key: str) -> str:
+    return msg.get(key) or ""
+
+
+def channel_ref(msg: Fields, prefix: str = "") -> ChannelRef:
+    return ChannelRef(
+        uniqueid=_s(msg, prefix + "Uniqueid"),
+        linkedid=_s(msg, prefix + "Linkedid"),
+        channel=_s(msg, prefix + "Channel"),
+        caller_number=_s(msg, prefix + "CallerIDNum"),
+        caller_name=_s(msg, prefix + "CallerIDName"),
+    )
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return default
+
+
+def parse_duration(value: str) -> float:
+    """CoreShowChannel's ``Duration`` (HH:MM:SS) in seconds; 0 when unparseable."""
+    parts = value.split(":")
+    try:
+        return float(sum(int(p) * 60**i for i, p in enumerate(reversed(parts))))
+    except ValueError:
+        return 0.0
+
+
+Translator = Callable[[Fields, float], "Event | None"]
+
+
+def _offered(m: Fields, at: float) -> Event | None:
+    if m.get("UserEvent") != OFFERED_USEREVENT:
+        return None
+    return Offered(at, channel_ref(m), _s(m, "Service"))
+
+
+def _member_status(m: Fields, at: float) -> Event:
+    return MemberStatus(
+        at, _s(m, "Queue"), _s(m, "MemberName") or _s(m, "Name"), _int(m.get("Status")),
+        m.get("Paused") == "1",
+    )
+
+
+def _booted(m: Fields, at: float) -> Event:
+    uptime = m.get("Uptime")
+    try:
+        return Booted(at, float(uptime) if uptime else None)
+    except ValueError:
+        return Booted(at, None)
+
+
+# The table of contents of what pbxbridge reads from AMI: event name -> translation.
+TRANSLATORS: Mapping[str, Translator] = {
+    "Newchannel": lambda m, at: ChannelCreated(at, channel_ref(m)),
+    "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
+    "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
+    "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), _s(m, "Cause")),
+    "UserEvent": _offered,
+    "QueueCallerJoin": lambda m, at: QueueJoined(at, channel_ref(m), _s(m, "Queue")),
+    "QueueCallerLeave": lambda m, at: QueueLeft(at, channel_ref(m), _s(m, "Queue")),
+    "AgentCalled": lambda m, at: AgentRinging(
+        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid")
+    ),
+    "AgentRingNoAnswer": lambda m, at: AgentNoAnswer(
+        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid"),
+        _int(m.get("RingTime")),
+    ),
+    "AgentConnect": lambda m, at: AgentAnswered(
+        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid")
+    ),
+    "QueueMemberStatus": _member_status,
+    "QueueMember": _member_status,
+    "FullyBooted": _booted,
+}
+
+# Event names worth asking Asterisk for; everything else is noise to pbxbridge.
+WANTED_EVENTS = frozenset(TRANSLATORS) | {"CoreShowChannel", "CoreShowChannelsComplete"}
+
+
+def translate(msg: Fields, received_at: float) -> tuple[Event | None, bool]:
+    """The typed event for an AMI event message (or None), and whether it had a Timestamp."""
+    name = msg.get("Event")
+    fn = TRANSLATORS.get(name or "")
+    if fn is None:
+        return None, True
+    at, stamped = event_time(msg, received_at)
+    return fn(msg, at), stamped
+
+
+def snapshot(items: list[Fields] | tuple[Fields, ...], at: float) -> Snapshot:
+    """A Snapshot from CoreShowChannel list items."""
+    channels = tuple(
+        LiveChannel(
+            ref=channel_ref(m),
+            duration=parse_duration(_s(m, "Duration")),
+            application=_s(m, "Application"),
+            application_data=_s(m, "ApplicationData"),
+            bridged=bool(m.get("BridgeId")),
+        )
+        for m in items
+        if m.get("Event") == "CoreShowChannel"
+    )
+    return Snapshot(at, channels)

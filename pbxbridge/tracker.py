@@ -1,0 +1,436 @@
+"""The call tracker: pure, no I/O, no clock. Events in (with their own time), effects out.
+
+One call = one caller Linkedid. A call becomes an emergency call when its channel
+runs the ``offered`` hook or joins a configured emergency queue; until then it is a
+candidate whose channels are followed only to learn ``offered_at`` (the creation of
+its first channel) and to forget it when it ends.
+
+The life of an emergency call is the state machine in ``TRANSITIONS``; the outcome
+is decided by the state the call was in when the caller hung up (``END_OF_CALL``).
+Asterisk's QueueCallerAbandon cannot decide it: app_queue emits it on a queue
+timeout too. What tells a caller's hang-up apart is the HangupRequest (or the
+Hangup) on a caller-side channel, which Asterisk emits before the queue cleans up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from pbxbridge import events as ev
+
+
+class State(enum.Enum):
+    ARRIVING = "arriving"  # greeting / IVR, not yet in a queue
+    WAITING = "waiting"  # in a queue, no call taker's phone ringing
+    RINGING = "ringing"  # in a queue, at least one call taker's phone ringing
+    TALKING = "talking"  # a call taker answered
+    LEFT_QUEUE = "left_queue"  # the last queue timed out; the PBX is giving up
+    ENDED = "ended"
+
+
+# (state, what happened) -> next state. Every transition of an emergency call.
+TRANSITIONS: Mapping[tuple[State, str], State] = {
+    (State.ARRIVING, "queue_joined"): State.WAITING,
+    (State.LEFT_QUEUE, "queue_joined"): State.WAITING,
+    (State.WAITING, "agent_ringing"): State.RINGING,
+    (State.RINGING, "agent_ringing"): State.RINGING,
+    (State.RINGING, "last_ring_ended"): State.WAITING,
+    (State.WAITING, "agent_answered"): State.TALKING,
+    (State.RINGING, "agent_answered"): State.TALKING,
+    # app_queue emits QueueCallerLeave just before AgentConnect when a call taker answers.
+    (State.LEFT_QUEUE, "agent_answered"): State.TALKING,
+    (State.WAITING, "queue_left"): State.LEFT_QUEUE,
+    (State.RINGING, "queue_left"): State.LEFT_QUEUE,
+}
+
+# State when the caller hung up -> (outcome, abandon stage).
+END_OF_CALL: Mapping[State, tuple[str, str | None]] = {
+    State.ARRIVING: ("abandoned", "before_queue"),
+    State.WAITING: ("abandoned", "queue"),
+    State.RINGING: ("abandoned", "ringing"),
+    State.TALKING: ("answered", None),
+    State.LEFT_QUEUE: ("unanswered", None),
+}
+
+OUTCOMES = ("answered", "abandoned", "unanswered", "interrupted")
+ABANDON_STAGES = ("before_queue", "queue", "ringing")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A call as the dispatch backend and the metrics see it (times: Unix seconds)."""
+
+    call_id: str
+    linkedid: str
+    service: str
+    caller_number: str
+    caller_name: str
+    offered_at: float
+    offered_at_estimated: bool = False  # adopted after a gap: from the channel's Duration
+    queued_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    queue: str | None = None
+    agent: str | None = None
+    queues: tuple[str, ...] = ()
+    ring_attempts: int = 0
+    ring_no_answer: int = 0
+    outcome: str | None = None
+    abandon_stage: str | None = None
+
+    @property
+    def answer_seconds(self) -> float | None:
+        if self.answered_at is None:
+            return None
+        return round(self.answered_at - self.offered_at, 6)
+
+    @property
+    def wait_seconds(self) -> float | None:
+        end = self.answered_at if self.answered_at is not None else self.ended_at
+        if self.queued_at is None or end is None:
+            return None
+        return round(max(0.0, end - self.queued_at), 6)
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return round(max(0.0, self.ended_at - self.answered_at), 6)
+
+    @property
+    def abandon_seconds(self) -> float | None:
+        if self.outcome != "abandoned" or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.offered_at, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered:
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    record: CallRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RingNoAnswer:
+    at: float
+    service: str
+    queue: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something the tracker did not expect; counted and logged by the shell."""
+
+    kind: str
+    linkedid: str
+    detail: str = ""
+
+
+Effect = CallOffered | CallAnswered | CallEnded | RingNoAnswer | Anomaly
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    pbx_name: str
+    emergency_queues: frozenset[str] = frozenset()
+    default_service: str = "112"
+    # An emergency call open longer than this is closed as interrupted: the tracker's
+    # memory stays bounded even if a Hangup is ever lost.
+    max_call_seconds: float = 4 * 3600
+    remember_finished: int = 10_000
+
+
+@dataclass(slots=True)
+class _Call:
+    """Mutable working state of one Linkedid; never leaves the tracker."""
+
+    linkedid: str
+    first_seen: float
+    estimated: bool = False
+    channels: set[str] = field(default_factory=set)
+    caller_side: set[str] = field(default_factory=set)
+    record: CallRecord | None = None  # set once the call is known to be an emergency call
+    state: State = State.ARRIVING
+    ringing: set[str] = field(default_factory=set)
+    hangup_requested: State | None = None
+    caller_number: str = ""
+    caller_name: str = ""
+
+
+Handler = Callable[["Tracker", "ev.Event"], list[Effect]]
+
+
+class Tracker:
+    def __init__(self, settings: TrackerSettings) -> None:
+        self.settings = settings
+        self._calls: dict[str, _Call] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+
+    # -- queries (read by metrics and the HTTP API at scrape time) ---------------------
+
+    def active(self) -> list[tuple[CallRecord, State]]:
+        """Emergency calls in progress with their state."""
+        return [(c.record, c.state) for c in self._calls.values() if c.record is not None]
+
+    def open_call_count(self) -> int:
+        return len(self._calls)
+
+    # -- the one entry point ------------------------------------------------------------
+
+    def handle(self, event: ev.Event) -> list[Effect]:
+        handler = HANDLERS.get(type(event))
+        if handler is None:
+            return []
+        return handler(self, event)
+
+    def expire(self, now: float) -> list[Effect]:
+        """Close calls open past the limit (a lost Hangup must not hold memory forever)."""
+        limit = now - self.settings.max_call_seconds
+        effects: list[Effect] = []
+        for call in [c for c in self._calls.values() if c.first_seen < limit]:
+            if call.record is not None:
+                effects.append(Anomaly("call_stuck", call.linkedid))
+                effects.extend(self._end(call, now, ("interrupted", None)))
+            else:
+                self._forget(call)
+        return effects
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def _channel_created(self, e: ev.ChannelCreated) -> list[Effect]:
+        call = self._get(e.ref, e.at)
+        if call is not None:
+            call.channels.add(e.ref.uniqueid)
+            if e.ref.uniqueid == e.ref.linkedid:
+                call.caller_side.add(e.ref.uniqueid)
+        return []
+
+    def _offered(self, e: ev.Offered) -> list[Effect]:
+        call = self._get(e.ref, e.at)
+        if call is None:
+            return []
+        return self._promote(call, e.ref, e.service or self.settings.default_service)
+
+    def _queue_joined(self, e: ev.QueueJoined) -> list[Effect]:
+        call = self._get(e.ref, e.at)
+        if call is None:
+            return []
+        effects: list[Effect] = []
+        if call.record is None:
+            if e.queue not in self.settings.emergency_queues:
+                return []
+            effects += self._promote(call, e.ref, self.settings.default_service)
+        rec = call.record
+        assert rec is not None
+        call.record = replace(
+            rec,
+            queued_at=rec.queued_at if rec.queued_at is not None else e.at,
+            queues=(*rec.queues, e.queue),
+        )
+        call.caller_side.add(e.ref.uniqueid)
+        call.hangup_requested = None  # a redirect into a queue is not a hang-up
+        return effects + self._move(call, "queue_joined")
+
+    def _queue_left(self, e: ev.QueueLeft) -> list[Effect]:
+        call = self._emergency(e.ref)
+        if call is None or call.hangup_requested is not None:
+            return []
+        call.ringing.clear()
+        return self._move(call, "queue_left")
+
+    def _agent_ringing(self, e: ev.AgentRinging) -> list[Effect]:
+        call = self._emergency(e.ref)
+        if call is None:
+            return []
+        call.ringing.add(e.agent_uniqueid or e.agent)
+        rec = call.record
+        assert rec is not None
+        call.record = replace(rec, ring_attempts=rec.ring_attempts + 1)
+        return self._move(call, "agent_ringing")
+
+    def _agent_no_answer(self, e: ev.AgentNoAnswer) -> list[Effect]:
+        call = self._emergency(e.ref)
+        if call is None:
+            return []
+        rec = call.record
+        assert rec is not None
+        call.record = replace(rec, ring_no_answer=rec.ring_no_answer + 1)
+        call.ringing.discard(e.agent_uniqueid or e.agent)
+        effects: list[Effect] = [RingNoAnswer(e.at, rec.service, e.queue, e.agent)]
+        if not call.ringing and call.state is State.RINGING:
+            effects += self._move(call, "last_ring_ended")
+        return effects
+
+    def _agent_answered(self, e: ev.AgentAnswered) -> list[Effect]:
+        call = self._emergency(e.ref)
+        if call is None:
+            return []
+        rec = call.record
+        assert rec is not None
+        if rec.answered_at is not None:
+            return [Anomaly("answered_twice", call.linkedid, e.queue)]
+        effects = self._move(call, "agent_answered")
+        call.ringing.clear()
+        call.record = replace(rec, answered_at=e.at, queue=e.queue, agent=e.agent)
+        return [*effects, CallAnswered(call.record)]
+
+    def _hangup_requested(self, e: ev.HangupRequested) -> list[Effect]:
+        call = self._calls.get(e.ref.linkedid)
+        if call is not None and e.ref.uniqueid in call.caller_side and call.hangup_requested is None:
+            call.hangup_requested = call.state
+        return []
+
+    def _hung_up(self, e: ev.ChannelHungUp) -> list[Effect]:
+        call = self._calls.get(e.ref.linkedid)
+        if call is None:
+            return []
+        call.channels.discard(e.ref.uniqueid)
+        if call.record is not None and e.ref.uniqueid in call.caller_side:
+            state = call.hangup_requested or call.state
+            return self._end(call, e.at, END_OF_CALL[state])
+        if call.record is None and not call.channels:
+            self._forget(call)
+        return []
+
+    def _snapshot(self, e: ev.Snapshot) -> list[Effect]:
+        """Resynchronise after a (re)connect: AMI has no replay, so trust only this."""
+        live: dict[str, list[ev.LiveChannel]] = {}
+        for ch in e.channels:
+            live.setdefault(ch.ref.linkedid, []).append(ch)
+        effects: list[Effect] = []
+        for call in list(self._calls.values()):
+            if call.linkedid not in live:
+                if call.record is not None:
+                    effects += self._end(call, e.at, ("interrupted", None))
+                else:
+                    self._forget(call)
+        for linkedid, channels in live.items():
+            if linkedid in self._finished:
+                continue
+            effects += self._adopt(linkedid, channels, e.at)
+        return effects
+
+    def _booted(self, e: ev.Booted) -> list[Effect]:
+        # A restart is handled by the snapshot that follows every login; nothing here.
+        return []
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _get(self, ref: ev.ChannelRef, at: float) -> _Call | None:
+        """The call for this channel's Linkedid, created on first sight."""
+        if not ref.linkedid or ref.linkedid in self._finished:
+            return None
+        call = self._calls.get(ref.linkedid)
+        if call is None:
+            call = self._calls[ref.linkedid] = _Call(ref.linkedid, at)
+        if not call.caller_number and _known(ref.caller_number):
+            call.caller_number, call.caller_name = ref.caller_number, _known(ref.caller_name)
+        return call
+
+    def _emergency(self, ref: ev.ChannelRef) -> _Call | None:
+        call = self._calls.get(ref.linkedid)
+        return call if call is not None and call.record is not None else None
+
+    def _promote(self, call: _Call, ref: ev.ChannelRef, service: str) -> list[Effect]:
+        call.caller_side.add(ref.uniqueid)
+        if call.record is not None:
+            return []
+        known_here = _known(ref.caller_number)
+        call.record = CallRecord(
+            call_id=f"{self.settings.pbx_name}:{call.linkedid}",
+            linkedid=call.linkedid,
+            service=service,
+            caller_number=known_here or call.caller_number,
+            caller_name=_known(ref.caller_name) if known_here else call.caller_name,
+            offered_at=call.first_seen,
+            offered_at_estimated=call.estimated,
+        )
+        return [CallOffered(call.record)]
+
+    def _move(self, call: _Call, what: str) -> list[Effect]:
+        nxt = TRANSITIONS.get((call.state, what))
+        if nxt is None:
+            return [Anomaly(f"unexpected_{what}", call.linkedid, call.state.value)]
+        call.state = nxt
+        return []
+
+    def _end(self, call: _Call, at: float, result: tuple[str, str | None]) -> list[Effect]:
+        rec = call.record
+        assert rec is not None
+        outcome, stage = result
+        call.state = State.ENDED
+        call.record = replace(rec, ended_at=at, outcome=outcome, abandon_stage=stage)
+        self._forget(call)
+        return [CallEnded(call.record)]
+
+    def _forget(self, call: _Call) -> None:
+        self._calls.pop(call.linkedid, None)
+        if call.record is not None:
+            self._finished[call.linkedid] = None
+            while len(self._finished) > self.settings.remember_finished:
+                self._finished.popitem(last=False)
+
+    def _adopt(self, linkedid: str, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
+        """Take in a call that was already up when pbxbridge (re)connected."""
+        call = self._calls.get(linkedid)
+        if call is None:
+            oldest = max(ch.duration for ch in channels)
+            call = self._calls[linkedid] = _Call(linkedid, at - oldest, estimated=True)
+            for ch in channels:
+                if ch.ref.uniqueid == linkedid:
+                    call.caller_side.add(ch.ref.uniqueid)
+        call.channels = {ch.ref.uniqueid for ch in channels}
+        if call.record is not None:
+            return []
+        for ch in channels:
+            queue = ch.application_data.split(",", 1)[0]
+            if ch.application == "Queue" and queue in self.settings.emergency_queues:
+                effects = self._promote(call, ch.ref, self.settings.default_service)
+                call.state = State.TALKING if ch.bridged else State.WAITING
+                rec = call.record
+                assert rec is not None
+                call.record = replace(rec, queues=(queue,), queue=queue)
+                return [*effects, Anomaly("call_adopted", linkedid)]
+        return []
+
+
+def _known(value: str) -> str:
+    """Asterisk writes ``<unknown>`` for an absent caller id; that is not a number."""
+    return "" if value in ("<unknown>", "unknown") else value
+
+
+HANDLERS: Mapping[type, Callable[[Tracker, ev.Event], list[Effect]]] = {
+    ev.ChannelCreated: Tracker._channel_created,  # type: ignore[dict-item]
+    ev.Offered: Tracker._offered,  # type: ignore[dict-item]
+    ev.QueueJoined: Tracker._queue_joined,  # type: ignore[dict-item]
+    ev.QueueLeft: Tracker._queue_left,  # type: ignore[dict-item]
+    ev.AgentRinging: Tracker._agent_ringing,  # type: ignore[dict-item]
+    ev.AgentNoAnswer: Tracker._agent_no_answer,  # type: ignore[dict-item]
+    ev.AgentAnswered: Tracker._agent_answered,  # type: ignore[dict-item]
+    ev.HangupRequested: Tracker._hangup_requested,  # type: ignore[dict-item]
+    ev.ChannelHungUp: Tracker._hung_up,  # type: ignore[dict-item]
+    ev.Snapshot: Tracker._snapshot,  # type: ignore[dict-item]
+    ev.Booted: Tracker._booted,  # type: ignore[dict-item]
+}
+
+
+def replay(events: Iterable[ev.Event], settings: TrackerSettings) -> list[Effect]:
+    """Every effect of a whole event stream: the offline path used by ``pbxbridge replay``."""
+    tracker = Tracker(settings)
+    out: list[Effect] = []
+    for e in events:
+        out += tracker.handle(e)
+    return out

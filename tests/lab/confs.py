@@ -1,0 +1,237 @@
+"""The lab's own Asterisk configuration, rendered into the chroot on every start.
+
+The lab never touches the chroot's /etc/asterisk: everything lives under LAB_DIR
+(``/pbxbridge-lab`` inside the chroot) with its own run, log, spool and lib
+directories, so a rebuilt rootfs and a stale run can never mix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LAB_DIR = "/pbxbridge-lab"
+
+# Queue member ring timeout: a call taker who lets a call ring longer than this is
+# a ring-no-answer (AgentRingNoAnswer) and the queue tries the next member.
+MEMBER_TIMEOUT = 4
+CALLTAKERS = ("1001", "1002", "1003", "1004")
+BACKUP_TAKERS = ("2001", "2002")
+PBXBRIDGE_USER = "pbxbridge"
+DRIVER_USER = "labdriver"
+
+# Lab-only context names; the emergency entry context is what a PBX administrator
+# writes, the others stand in for callers, call takers and internal phones.
+ENTRY_CONTEXT = "lab-emergency"
+CALLER_CONTEXT = "lab-caller"
+AGENTS_CONTEXT = "lab-agents"
+INTERNAL_CONTEXT = "lab-internal"
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    ami_port: int
+    pbxbridge_secret: str
+    driver_secret: str
+    system_name: str = "lab"
+
+
+def asterisk_conf(s: LabSettings) -> str:
+    d = LAB_DIR
+    return f"""[directories]
+astcachedir => {d}/cache
+astetcdir => {d}/etc
+astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules
+astvarlibdir => {d}/lib
+astdbdir => {d}/lib
+astkeydir => {d}/lib
+astdatadir => /usr/share/asterisk
+astagidir => {d}/agi-bin
+astspooldir => {d}/spool
+astrundir => {d}/run
+astlogdir => {d}/log
+astsbindir => /usr/sbin
+
+[options]
+systemname = {s.system_name}
+; Unique ids carry the system name, as on a production PBX that sets it.
+"""
+
+
+def modules_conf() -> str:
+    # Loading only what the lab uses makes Asterisk boot in about a second and keeps
+    # channel drivers that want network ports (SIP, IAX) out of the way.
+    wanted = [
+        "pbx_config.so",
+        "app_queue.so",
+        "app_dial.so",
+        "app_stack.so",
+        "app_userevent.so",
+        "app_verbose.so",
+        "app_db.so",
+        "app_originate.so",
+        "app_transfer.so",
+        "app_blind_transfer.so",
+        "app_attended_transfer.so",
+        "app_senddtmf.so",
+        "func_db.so",
+        "func_logic.so",
+        "func_strings.so",
+        "func_cut.so",
+        "func_callerid.so",
+        "func_channel.so",
+        "func_math.so",
+        "func_global.so",
+        "func_rand.so",
+        "bridge_simple.so",
+        "bridge_softmix.so",
+        "bridge_holding.so",
+        "bridge_builtin_features.so",
+        "res_speech.so",  # res_agi needs its symbols
+        "res_agi.so",
+        "res_musiconhold.so",
+        "codec_ulaw.so",
+    ]
+    return "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in wanted)
+
+
+def manager_conf(s: LabSettings) -> str:
+    return f"""[general]
+enabled = yes
+port = {s.ami_port}
+bindaddr = 127.0.0.1
+; Every event carries Timestamp: (microseconds): pbxbridge's clock is Asterisk's.
+timestampevents = yes
+
+[{PBXBRIDGE_USER}]
+secret = {s.pbxbridge_secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = system,call,agent,user
+write = system,reporting
+writetimeout = 100
+
+[{DRIVER_USER}]
+secret = {s.driver_secret}
+deny = 0.0.0.0/0.0.0.0
+permit = 127.0.0.1/255.255.255.255
+read = all
+write = all
+writetimeout = 1000
+"""
+
+
+def logger_conf() -> str:
+    return """[general]
+queue_log = yes
+queue_log_to_file = yes
+dateformat = %F %T.%3q
+
+[logfiles]
+messages => notice,warning,error
+full => notice,warning,error,verbose(3)
+"""
+
+
+def queues_conf() -> str:
+    def members(numbers: tuple[str, ...]) -> str:
+        return "".join(
+            f"member => Local/{n}@{AGENTS_CONTEXT}/n,0,Taker {n},Local/{n}@{AGENTS_CONTEXT}\n"
+            for n in numbers
+        )
+
+    common = f"""strategy = rrmemory
+timeout = {MEMBER_TIMEOUT}
+retry = 1
+wrapuptime = 0
+ringinuse = no
+joinempty = yes
+leavewhenempty = no
+announce-frequency = 0
+periodic-announce-frequency = 0
+announce-position = no
+"""
+    return f"""[general]
+persistentmembers = no
+shared_lastcall = yes
+
+[calltakers]
+{common}{members(CALLTAKERS)}
+[backup]
+{common}{members(BACKUP_TAKERS)}"""
+
+
+def extensions_conf() -> str:
+    # Per-call behaviour comes from channel variables set in Originate (inherited with
+    # the __ prefix down to the call taker's Local channel):
+    #   GREETING  seconds of greeting before the queue
+    #   PATIENCE  seconds after which the caller hangs up (set on the caller's side)
+    #   RINGS     "/"-separated list: how long each successive call taker lets it ring
+    #             (>= MEMBER_TIMEOUT means ring-no-answer); the last value repeats
+    #   TALK      seconds of conversation once answered
+    #   HOLD      1: no call taker is eligible in the first queue (the caller waits
+    #             with no phone ringing, as when every call taker is busy)
+    #   QTIMEOUT  seconds in the first queue before overflow to the backup queue
+    #   BHOLD     1: nobody eligible in the backup queue either
+    #   BTIMEOUT  seconds in the backup queue before the PBX gives up
+    #   LABID     the generator's id for the call (AstDB key for the ring counter)
+    return f"""[general]
+static = yes
+writeprotect = yes
+
+[globals]
+
+#include "pbxbridge.conf"
+
+[{ENTRY_CONTEXT}]
+; What a PSAP's emergency entry context looks like: the hook first, a short greeting,
+; the call-taker queue and an overflow to the backup queue.
+exten => 112,1,Gosub(pbxbridge,offered,1(112))
+ same => n,Answer()
+ same => n,Wait(${{IF(${{EXISTS(${{GREETING}})}}?${{GREETING}}:1)}})
+ same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{HOLD}}" = "1"]?100:0)}})
+ same => n,Queue(calltakers,,,,${{IF(${{EXISTS(${{QTIMEOUT}})}}?${{QTIMEOUT}}:30)}})
+ same => n,GotoIf($["${{QUEUESTATUS}}" != "TIMEOUT"]?done)
+ same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{BHOLD}}" = "1"]?100:0)}})
+ same => n,Queue(backup,,,,${{IF(${{EXISTS(${{BTIMEOUT}})}}?${{BTIMEOUT}}:30)}})
+ same => n(done),Hangup()
+
+[{CALLER_CONTEXT}]
+; The caller's own side: stays on the line for PATIENCE seconds, then hangs up.
+exten => s,1,Wait(${{IF(${{EXISTS(${{PATIENCE}})}}?${{PATIENCE}}:600)}})
+ same => n,Hangup()
+
+[{AGENTS_CONTEXT}]
+; A call taker's phone. The n-th attempt for one call rings for the n-th value of
+; RINGS (the last one repeats), then answers and talks for TALK seconds.
+exten => _X.,1,Set(PREV=${{DB(labring/${{LABID}})}})
+ same => n,Set(ATTEMPT=$[${{IF(${{EXISTS(${{PREV}})}}?${{PREV}}:0)}} + 1])
+ same => n,Set(DB(labring/${{LABID}})=${{ATTEMPT}})
+ same => n,Set(RINGLIST=${{IF(${{EXISTS(${{RINGS}})}}?${{RINGS}}:1)}})
+ same => n,Set(NRINGS=${{FIELDQTY(RINGLIST,/)}})
+ same => n,Set(RING=${{CUT(RINGLIST,/,${{IF($[${{ATTEMPT}} > ${{NRINGS}}]?${{NRINGS}}:${{ATTEMPT}})}})}})
+ same => n,Wait(${{RING}})
+ same => n,Answer()
+ same => n,Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
+ same => n,Hangup()
+
+[{INTERNAL_CONTEXT}]
+; Internal, non-emergency extensions: never reported by pbxbridge.
+exten => _2XXX,1,Answer()
+ same => n,Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
+ same => n,Hangup()
+"""
+
+
+def all_files(s: LabSettings) -> dict[str, str]:
+    """Every file of the lab's etc directory, by name."""
+    return {
+        "asterisk.conf": asterisk_conf(s),
+        "modules.conf": modules_conf(),
+        "manager.conf": manager_conf(s),
+        "logger.conf": logger_conf(),
+        "queues.conf": queues_conf(),
+        "extensions.conf": extensions_conf(),
+        "musiconhold.conf": "[general]\n",
+        "features.conf": "[general]\n",
+        "asterisk.adsi": "",
+    }

@@ -1,0 +1,82 @@
+"""Record raw AMI transcripts from the lab, one scenario per file, for the unit tests.
+
+    python -m tests.lab.record [SCENARIO ...]     (as root; default: every scenario)
+
+Each file starts with ``#`` header lines saying how it was captured, then the exact
+bytes Asterisk sent to an AMI session logged in as the lab's pbxbridge user with
+pbxbridge's event mask (banner, login reply, events, and for ``resync_mid_call`` the
+CoreShowChannels and QueueStatus replies taken while calls were up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from tests.lab import confs
+from tests.lab.amilink import AmiLink
+from tests.lab.asterisk import REPO, Lab
+from tests.lab.calls import BURST, SCENARIOS, CallGenerator, wait_idle
+
+OUT = REPO / "tests" / "transcripts"
+EVENT_MASK = "call,agent,user,system"
+
+
+def header(name: str, lab: Lab, note: str) -> bytes:
+    version = lab.rx("core show version").strip().splitlines()[0]
+    lines = [
+        f"pbxbridge AMI transcript: {name}",
+        f"captured {time.strftime('%Y-%m-%d')} by `python -m tests.lab.record {name}`",
+        f"from the lab ({version}), user {confs.PBXBRIDGE_USER}, Events: {EVENT_MASK}",
+        note,
+        "everything after this header is the raw byte stream, CRLF line ends",
+    ]
+    return "".join(f"# {line}\n" for line in lines).encode()
+
+
+async def record(names: list[str]) -> None:
+    with Lab() as lab:
+        s = lab.settings
+        drv = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
+        await drv.connect()
+        gen = CallGenerator(drv, run_id="rec")
+        for name in names:
+            rec = AmiLink(
+                "127.0.0.1", s.ami_port, confs.PBXBRIDGE_USER, s.pbxbridge_secret, EVENT_MASK
+            )
+            await rec.connect()
+            note = "one call of this scenario, placed by tests/lab/calls.py"
+            if name == "burst":
+                note = "6 simultaneous calls, more than the 4 call takers"
+                await gen.burst(6)
+                await asyncio.sleep(3)
+            elif name == "resync_mid_call":
+                note = "calls up (greeting, queue, talk) when CoreShowChannels/QueueStatus ran"
+                await gen.place(SCENARIOS["abandoned_in_greeting"])
+                await gen.place(SCENARIOS["abandoned_in_queue"])
+                await gen.place(SCENARIOS["answered_quickly"])
+                await asyncio.sleep(1.4)
+                await rec.action("CoreShowChannels")
+                await rec.action("QueueStatus")
+                await asyncio.sleep(1)
+            else:
+                call = await gen.place(SCENARIOS[name])
+                await asyncio.sleep(min(call.scenario.duration, 3))
+            await wait_idle(drv)
+            await asyncio.sleep(0.3)
+            await rec.close()
+            path = OUT / f"{name}.ami"
+            path.write_bytes(header(name, lab, note) + bytes(rec.raw))
+            print(f"recorded {path.relative_to(REPO)} ({len(rec.raw)} bytes)", flush=True)
+        await drv.close()
+
+
+def main() -> None:
+    names = sys.argv[1:] or [*SCENARIOS, BURST.name, "resync_mid_call"]
+    asyncio.run(record(names))
+
+
+if __name__ == "__main__":
+    main()
