@@ -78,6 +78,10 @@ __all__ = [
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 ActionSpec = tuple[str, tuple[tuple[str, str], ...]]
 
+# Deadlines use asyncio.timeout(), never asyncio.wait_for(): on Python 3.11, wait_for
+# swallows a cancellation that races with its inner future completing, and close()
+# would then hang on a session that refuses to stop.
+
 # Asterisk's own messages are a few KiB; a buffer this large without a message end means
 # we are not talking to AMI, and holding it would only grow memory.
 _MAX_BUFFERED = 4 * 1024 * 1024
@@ -120,6 +124,9 @@ class SessionDown:
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
+    """A resync action's Response and its list: the items, then the ``...Complete`` event
+    (kept for its ``ListItems`` count)."""
+
     action: str
     response: Message
     events: tuple[Message, ...]
@@ -260,7 +267,8 @@ class AmiClient:
                 self._reconnects += 1
                 self._log.info("ami_reconnect_scheduled", delay=round(delay, 3), attempt=attempt)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
         finally:
             task = self._session_task
             if task is not None and not task.done():
@@ -303,9 +311,8 @@ class AmiClient:
         reason = "closed"
         try:
             try:
-                reader, self._writer = await asyncio.wait_for(
-                    asyncio.open_connection(s.host, s.port), s.connect_timeout
-                )
+                async with asyncio.timeout(s.connect_timeout):
+                    reader, self._writer = await asyncio.open_connection(s.host, s.port)
             except (OSError, TimeoutError) as exc:
                 raise _SessionEnded(f"connect failed: {type(exc).__name__}") from exc
             self._connected_since = self._clock()
@@ -363,15 +370,18 @@ class AmiClient:
             self._last_error = reason
         if was_up:
             self._out.put_nowait(SessionDown(self._clock(), reason))
-        if was_connected:
+        if self._closing:
+            self._log.info("ami_closed", was_logged_in=was_up)
+        elif was_connected:
             self._log.warning("ami_disconnected", reason=reason, was_logged_in=was_up)
-        elif not self._closing:
+        else:
             self._log.warning("ami_connect_failed", reason=reason)
         if writer is not None:
             writer.close()
             # The peer may be gone; our side of the socket is closed either way.
             with contextlib.suppress(OSError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
@@ -381,7 +391,8 @@ class AmiClient:
 
     async def _wait(self, fut: asyncio.Future[str], within: float, reason: str) -> str:
         try:
-            return await asyncio.wait_for(fut, within)
+            async with asyncio.timeout(within):
+                return await fut
         except TimeoutError:
             raise _SessionEnded(reason) from None
         except AmiConnectionLost as exc:
@@ -407,7 +418,8 @@ class AmiClient:
         action_id, fut = await self._send(name, fields, kind, within)
         assert fut is not None
         try:
-            return await asyncio.wait_for(fut, within)
+            async with asyncio.timeout(within):
+                return await fut
         except TimeoutError:
             raise AmiActionTimeout(f"no reply to {name} within {within} s") from None
         finally:
@@ -429,7 +441,8 @@ class AmiClient:
         writer.write(data)
         try:
             # A half-open peer fills the send buffer; don't wait on it forever.
-            await asyncio.wait_for(writer.drain(), within)
+            async with asyncio.timeout(within):
+                await writer.drain()
         except TimeoutError:
             self._pending.pop(action_id, None)
             raise AmiActionTimeout(f"could not send {name} within {within} s") from None

@@ -8,7 +8,7 @@ the receive time stands in and the event says so, so the shell can warn once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -216,7 +216,10 @@ def _offered(m: Fields, at: float) -> Event | None:
 
 def _member_status(m: Fields, at: float) -> Event:
     return MemberStatus(
-        at, _s(m, "Queue"), _s(m, "MemberName") or _s(m, "Name"), _int(m.get("Status")),
+        at,
+        _s(m, "Queue"),
+        _s(m, "MemberName") or _s(m, "Name"),
+        _int(m.get("Status")),
         m.get("Paused") == "1",
     )
 
@@ -242,7 +245,11 @@ TRANSLATORS: Mapping[str, Translator] = {
         at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid")
     ),
     "AgentRingNoAnswer": lambda m, at: AgentNoAnswer(
-        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid"),
+        at,
+        channel_ref(m),
+        _s(m, "Queue"),
+        _s(m, "MemberName"),
+        _s(m, "DestUniqueid"),
         _int(m.get("RingTime")),
     ),
     "AgentConnect": lambda m, at: AgentAnswered(
@@ -267,7 +274,7 @@ def translate(msg: Fields, received_at: float) -> tuple[Event | None, bool]:
     return fn(msg, at), stamped
 
 
-def snapshot(items: list[Fields] | tuple[Fields, ...], at: float) -> Snapshot:
+def snapshot(items: Sequence[Fields], at: float) -> Snapshot:
     """A Snapshot from CoreShowChannel list items."""
     channels = tuple(
         LiveChannel(

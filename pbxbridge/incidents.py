@@ -14,9 +14,7 @@ def rfc3339(ts: float | None) -> str | None:
     """Unix seconds as RFC 3339 UTC with microseconds (Asterisk's Timestamp precision)."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def call_json(rec: CallRecord) -> dict[str, Any]:

@@ -289,7 +289,11 @@ class Tracker:
 
     def _hangup_requested(self, e: ev.HangupRequested) -> list[Effect]:
         call = self._calls.get(e.ref.linkedid)
-        if call is not None and e.ref.uniqueid in call.caller_side and call.hangup_requested is None:
+        if (
+            call is not None
+            and e.ref.uniqueid in call.caller_side
+            and call.hangup_requested is None
+        ):
             call.hangup_requested = call.state
         return []
 

@@ -53,7 +53,10 @@ def ensure_rootfs(say: Say = say_stderr) -> Path:
     if shutil.which("debootstrap") is None:
         say("installing debootstrap with apt-get")
         run = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "debootstrap"], capture_output=True, text=True
+            ["apt-get", "install", "-y", "-q", "debootstrap"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if run.returncode != 0:
             raise LabError(
@@ -103,10 +106,17 @@ def _debootstrap(suite: str, target: Path, say: Say) -> str:
         tail = [*tail[-40:], line]
         # debootstrap prints hundreds of lines; speak every few seconds, not every line.
         now = time.monotonic()
-        if line.startswith(("I: Retrieving", "I: Validating", "I: Extracting", "I: Unpacking",
-                            "I: Configuring", "I: Installing", "I: Base system")) and (
-            now - last_say > 5 or "Base system" in line
-        ):
+        if line.startswith(
+            (
+                "I: Retrieving",
+                "I: Validating",
+                "I: Extracting",
+                "I: Unpacking",
+                "I: Configuring",
+                "I: Installing",
+                "I: Base system",
+            )
+        ) and (now - last_say > 5 or "Base system" in line):
             say(f"  {now - started:5.0f}s {line.strip()[3:]}")
             last_say = now
     rc = proc.wait()
@@ -156,8 +166,15 @@ class Lab:
 
     def rx(self, command: str, timeout: float = 10) -> str:
         run = subprocess.run(
-            ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf_in_chroot,
-             "-rx", command],
+            [
+                "chroot",
+                str(self.root),
+                "/usr/sbin/asterisk",
+                "-C",
+                self.conf_in_chroot,
+                "-rx",
+                command,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -173,8 +190,7 @@ class Lab:
         self.say(f"starting Asterisk (AMI on 127.0.0.1:{self.settings.ami_port})")
         log = (self.lab_dir / "log" / "console.log").open("wb")
         self.proc = subprocess.Popen(
-            ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf_in_chroot, "-f",
-             "-n"],
+            ["chroot", str(self.root), "/usr/sbin/asterisk", "-C", self.conf_in_chroot, "-f", "-n"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -185,9 +185,9 @@ class CallGenerator:
         return done
 
 
-async def wait_idle(link: AmiLink, timeout: float = 60) -> None:
+async def wait_idle(link: AmiLink, within: float = 60) -> None:
     """Wait until the lab has no channels left (every call has ended)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         reply = await link.action("Command", Command="core show channels count")
         text = reply.get("Output", "")

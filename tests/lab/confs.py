@@ -144,6 +144,8 @@ timeout = {MEMBER_TIMEOUT}
 retry = 1
 wrapuptime = 0
 ringinuse = no
+; Ring a free call taker for every waiting caller, not only for the head of the queue.
+autofill = yes
 joinempty = yes
 leavewhenempty = no
 announce-frequency = 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from pathlib import Path
 
 from tests.lab import confs
 from tests.lab.amilink import AmiLink

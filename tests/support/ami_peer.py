@@ -108,12 +108,12 @@ class AmiPeer:
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(conn.writer.wait_closed(), 1.0)
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0) -> None:
+        async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(predicate)
 
-    async def wait_logins(self, n: int, timeout: float = 5.0) -> None:
-        await self.wait_for(lambda: self.logins >= n, timeout)
+    async def wait_logins(self, n: int, within: float = 5.0) -> None:
+        await self.wait_for(lambda: self.logins >= n, within)
 
     def list_reply(self, name: str, action_id: str) -> bytes:
         items = self.lists.get(name, [])

@@ -21,12 +21,22 @@ def feed_all(pieces: list[bytes]) -> list[Message]:
     [
         (b"Event: Hangup\r\nCause: 16\r\n\r\n", (("Event", "Hangup"), ("Cause", "16"))),
         (b"Event: Hangup\nCause: 16\n\n", (("Event", "Hangup"), ("Cause", "16"))),
-        (b"Response: Success\r\nMessage: a: b\r\n\r\n", (("Response", "Success"), ("Message", "a: b"))),
+        (
+            b"Response: Success\r\nMessage: a: b\r\n\r\n",
+            (("Response", "Success"), ("Message", "a: b")),
+        ),
         (b"Event: X\r\nKey:\r\n\r\n", (("Event", "X"), ("Key", ""))),
         (b"Event: X\r\nKey:v\r\n\r\n", (("Event", "X"), ("Key", "v"))),
         (b"\r\n\r\nEvent: X\r\n\r\n", (("Event", "X"),)),
     ],
-    ids=["crlf", "bare-lf", "colon-in-value", "colon-no-space", "no-space-value", "stray-terminator"],
+    ids=[
+        "crlf",
+        "bare-lf",
+        "colon-in-value",
+        "colon-no-space",
+        "no-space-value",
+        "stray-terminator",
+    ],
 )
 def test_table(raw: bytes, fields: tuple[tuple[str, str], ...]) -> None:
     """Each framing and line form parses to exactly these fields, nothing left over."""
@@ -119,7 +129,7 @@ messages_st = st.lists(
 def test_any_chunking_equals_whole(
     messages: list[list[tuple[str, str]]], cuts: list[int], bare_lf: bool
 ) -> None:
-    """Feeding a stream cut at arbitrary byte offsets yields exactly the messages of feeding it whole."""
+    """A stream cut at any byte offsets parses to exactly the messages of the whole stream."""
     eol = "\n" if bare_lf else "\r\n"
     text = "".join("".join(f"{k}: {v}{eol}" for k, v in m) + eol for m in messages)
     stream = BANNER + text.encode()

@@ -1,0 +1,250 @@
+"""Configuration: one TOML file, read once, validated once, frozen.
+
+Every problem is collected (not just the first) and names its location, e.g.
+``[ami] port: expected an integer``. An unknown key is an error: a typo must not
+silently fall back to a default on an emergency system. Secrets come from the file,
+a ``*_file`` key or an environment variable, and never appear in an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_CONFIG = "PBXBRIDGE_CONFIG"
+ENV_AMI_SECRET = "PBXBRIDGE_AMI_SECRET"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    name: str = "pbx"
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "pbxbridge"
+    secret: str = field(default="", repr=False)
+    ping_interval_seconds: float = 3.0
+    ping_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class EmergencyConfig:
+    queues: tuple[str, ...] = ()
+    service: str = "112"
+    max_call_seconds: float = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = "127.0.0.1:9112"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    # Caller numbers are personal data: logs keep only the last 3 digits unless the
+    # operator decides otherwise.
+    show_caller_numbers: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    pbx: PbxConfig = PbxConfig()
+    ami: AmiConfig = AmiConfig()
+    emergency: EmergencyConfig = EmergencyConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
+
+
+Check = Callable[[Any], str | None]  # returns a problem description or None
+
+
+def _str(v: Any) -> str | None:
+    return None if isinstance(v, str) else "expected a string"
+
+
+def _nonempty(v: Any) -> str | None:
+    return _str(v) or (None if v.strip() else "must not be empty")
+
+
+def _port(v: Any) -> str | None:
+    if not isinstance(v, int) or isinstance(v, bool):
+        return "expected an integer"
+    return None if 0 < v < 65536 else "expected a port number 1-65535"
+
+
+def _positive(v: Any) -> str | None:
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return "expected a number"
+    return None if v > 0 else "must be greater than 0"
+
+
+def _bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "expected true or false"
+
+
+def _str_list(v: Any) -> str | None:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        return "expected a list of non-empty strings"
+    return None
+
+
+def _token(v: Any) -> str | None:
+    # The service name becomes a metric label and travels in a UserEvent.
+    if _nonempty(v):
+        return _nonempty(v)
+    ok = all(c.isascii() and (c.isalnum() or c in "_-") for c in v)
+    return None if ok else "only letters, digits, '_' and '-' are allowed"
+
+
+def _listen(v: Any) -> str | None:
+    if _nonempty(v):
+        return _nonempty(v)
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return 'expected "host:port", e.g. "127.0.0.1:9112"'
+    return None
+
+
+def _level(v: Any) -> str | None:
+    levels = ("debug", "info", "warning", "error")
+    return _str(v) or (None if v in levels else f"expected one of {', '.join(levels)}")
+
+
+# section -> key -> check. The single list of what a config file may contain.
+SCHEMA: Mapping[str, Mapping[str, Check]] = {
+    "pbx": {"name": _token},
+    "ami": {
+        "host": _nonempty,
+        "port": _port,
+        "username": _nonempty,
+        "secret": _nonempty,
+        "secret_file": _nonempty,
+        "ping_interval_seconds": _positive,
+        "ping_timeout_seconds": _positive,
+    },
+    "emergency": {"queues": _str_list, "service": _token, "max_call_seconds": _positive},
+    "metrics": {"listen": _listen},
+    "log": {"level": _level, "show_caller_numbers": _bool},
+}
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return from_dict(raw, env, base=Path(path).parent)
+
+
+def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path()) -> Config:
+    problems: list[str] = []
+    for section, body in raw.items():
+        if section not in SCHEMA:
+            problems.append(f"[{section}]: unknown section")
+        elif not isinstance(body, dict):
+            problems.append(f"[{section}]: expected a table")
+        else:
+            for key, value in body.items():
+                check = SCHEMA[section].get(key)
+                if check is None:
+                    problems.append(f"[{section}] {key}: unknown key")
+                elif (why := check(value)) is not None:
+                    problems.append(f"[{section}] {key}: {why}")
+    if problems:
+        raise ConfigError(problems)
+
+    def sec(name: str) -> dict[str, Any]:
+        body = raw.get(name, {})
+        return dict(body) if isinstance(body, dict) else {}
+
+    ami = sec("ami")
+    secret = _secret(
+        ami,
+        "secret",
+        from_env=env.get(ENV_AMI_SECRET),
+        base=base,
+        section="ami",
+        problems=problems,
+    )
+    ami.pop("secret_file", None)
+    ami["secret"] = secret
+    if not secret:
+        problems.append(f"[ami] secret: missing (set secret, secret_file or ${ENV_AMI_SECRET})")
+    emergency = sec("emergency")
+    if "queues" in emergency:
+        emergency["queues"] = tuple(emergency["queues"])
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        pbx=PbxConfig(**sec("pbx")),
+        ami=AmiConfig(**ami),
+        emergency=EmergencyConfig(**emergency),
+        metrics=MetricsConfig(**sec("metrics")),
+        log=LogConfig(**sec("log")),
+    )
+
+
+def _secret(
+    body: dict[str, Any],
+    key: str,
+    *,
+    from_env: str | None,
+    base: Path,
+    section: str,
+    problems: list[str],
+) -> str:
+    """A secret from the file itself, ``<key>_file`` or the environment (in that order).
+
+    Errors name the key and the file path, never the secret.
+    """
+    if key in body and f"{key}_file" in body:
+        problems.append(f"[{section}] {key}: set either {key} or {key}_file, not both")
+        return ""
+    if key in body:
+        return str(body[key])
+    file_name = body.get(f"{key}_file")
+    if file_name:
+        path = base / file_name
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            problems.append(f"[{section}] {key}_file: cannot read {path}: {exc.strerror}")
+            return ""
+        if not value:
+            problems.append(f"[{section}] {key}_file: {path} is empty")
+        return str(value)
+    return from_env or ""
+
+
+def config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return cli_value or env.get(ENV_CONFIG)

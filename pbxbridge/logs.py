@@ -1,0 +1,68 @@
+"""Structured logs: JSON lines on stdout for journald, configured once at the edge.
+
+stdlib loggers (aiohttp, asyncio) go through the same renderer, so one line format
+reaches the journal. Caller numbers are masked here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+CALLER_KEYS = frozenset({"caller_number", "caller"})
+
+
+def mask_number(number: str, keep: int = 3) -> str:
+    """``0812345678`` -> ``*******678``: enough to recognise a repeat caller, no more."""
+    if len(number) <= keep:
+        return "*" * len(number)
+    return "*" * (len(number) - keep) + number[-keep:]
+
+
+def _mask_callers(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in CALLER_KEYS & event.keys():
+        value = event[key]
+        if isinstance(value, str):
+            event[key] = mask_number(value)
+        elif isinstance(value, dict) and isinstance(value.get("number"), str):
+            event[key] = {**value, "number": mask_number(value["number"])}
+    return event
+
+
+def configure(
+    level: str = "info", *, show_caller_numbers: bool = False, stream: TextIO | None = None
+) -> None:
+    stream = stream or sys.stdout
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if not show_caller_numbers:
+        shared.append(_mask_callers)
+    renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's access log would log every Prometheus scrape.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

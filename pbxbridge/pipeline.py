@@ -1,0 +1,156 @@
+"""The one task that owns the tracker: AMI items in, effects out to logs (and sinks).
+
+Items are handled strictly in stream order; the tracker is never touched by anything
+else, so it needs no locks. One function, :meth:`Pipeline.apply`, turns effects into
+outward writes, so data flows one way: AMI -> tracker -> sinks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from pbxbridge import ami
+from pbxbridge import events as ev
+from pbxbridge import tracker as tr
+from pbxbridge.incidents import call_json
+
+log = structlog.get_logger("pbxbridge.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Periodic housekeeping, queued like any item so only this task touches the tracker."""
+
+    at: float
+
+
+Item = ami.AmiItem | Tick
+
+
+class EffectSink(Protocol):
+    """Anything that wants the tracker's effects (metrics, the incident outbox)."""
+
+    def apply(self, effects: list[tr.Effect]) -> None: ...
+
+
+@dataclass
+class PipelineStats:
+    items: int = 0
+    events: int = 0
+    untranslated: int = 0
+    missing_timestamp: int = 0
+    handler_errors: int = 0
+    last_lag_seconds: float | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        tracker: tr.Tracker,
+        sinks: list[EffectSink] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tracker = tracker
+        self.sinks = sinks or []
+        self.stats = PipelineStats()
+        self._clock = clock
+        self._warned_timestamp = False
+
+    async def run(self, queue: asyncio.Queue[Item]) -> None:
+        while True:
+            item = await queue.get()
+            self.handle(item)
+
+    def handle(self, item: Item) -> list[tr.Effect]:
+        self.stats.items += 1
+        try:
+            effects = self._effects(item)
+        except Exception:
+            # A tracker bug must not stop every later call from being measured: the
+            # event is counted and logged, the stream goes on.
+            self.stats.handler_errors += 1
+            log.exception("pipeline_handler_error", item=type(item).__name__)
+            return []
+        self.apply(effects)
+        return effects
+
+    def _effects(self, item: Item) -> list[tr.Effect]:
+        match item:
+            case ami.AmiEvent(message=msg, received_at=received_at):
+                self.stats.events += 1
+                event, stamped = ev.translate(msg, received_at)
+                if event is None:
+                    self.stats.untranslated += 1
+                    return []
+                if not stamped:
+                    self._no_timestamp()
+                else:
+                    self.stats.last_lag_seconds = received_at - event.at
+                return self.tracker.handle(event)
+            case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
+                stamp = ev.event_time(items[-1], at)[0] if items else at
+                return self.tracker.handle(ev.snapshot(items, stamp))
+            case ami.ActionResult(events=items, received_at=at):
+                effects: list[tr.Effect] = []
+                for msg in items:
+                    event, _ = ev.translate(msg, at)
+                    if event is not None:
+                        effects += self.tracker.handle(event)
+                return effects
+            case ami.SessionUp():
+                log.info("ami_session_up")
+                return []
+            case ami.SessionDown(reason=reason):
+                # Calls are not closed here: the snapshot after the next login decides.
+                log.warning("ami_session_down", reason=reason)
+                return []
+            case Tick(at=at):
+                return self.tracker.expire(at)
+        return []
+
+    def _no_timestamp(self) -> None:
+        self.stats.missing_timestamp += 1
+        if not self._warned_timestamp:
+            self._warned_timestamp = True
+            log.warning(
+                "ami_events_without_timestamp",
+                hint="set timestampevents = yes in manager.conf [general]; "
+                "using receive time instead",
+            )
+
+    def apply(self, effects: list[tr.Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case tr.CallOffered(record=rec):
+                    log.info(
+                        "call_offered",
+                        call_id=rec.call_id,
+                        service=rec.service,
+                        caller_number=rec.caller_number,
+                    )
+                case tr.CallAnswered(record=rec):
+                    log.info(
+                        "call_answered",
+                        call_id=rec.call_id,
+                        queue=rec.queue,
+                        agent=rec.agent,
+                        answer_seconds=rec.answer_seconds,
+                    )
+                case tr.CallEnded(record=rec):
+                    record = call_json(rec)
+                    # The caller's name stays out of logs; the number is masked by logs.py.
+                    record["caller_number"] = record.pop("caller")["number"]
+                    log.info("call_ended", **record)
+                case tr.Anomaly(kind=kind, linkedid=linkedid, detail=detail):
+                    log.warning("tracker_anomaly", kind=kind, linkedid=linkedid, detail=detail)
+                case tr.RingNoAnswer():
+                    pass
+        for sink in self.sinks:
+            sink.apply(effects)

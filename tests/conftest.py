@@ -1,0 +1,30 @@
+"""Shared fixtures: the real Asterisk lab (once per session) and pbxbridge as a process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.lab.asterisk import Lab, LabError
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The lab Asterisk. In CI a lab that cannot start fails the run; elsewhere it skips."""
+    if os.geteuid() != 0 and not _in_ci():
+        pytest.skip("the Asterisk lab needs root")
+    instance = Lab()
+    try:
+        instance.start()
+    except LabError as exc:
+        if _in_ci():
+            pytest.fail(f"the Asterisk lab could not start: {exc}")
+        pytest.skip(f"the Asterisk lab could not start: {exc}")
+    yield instance
+    instance.stop()
