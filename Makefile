@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test` (as root on Debian).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "pbxbridge needs Python >= 3.11: apt-get install -y python3 python3-venv"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "[setup] installing python3-venv with apt-get"; \
+	  apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	@echo "[setup] installing pbxbridge and its test tools into $(VENV)"
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# The main job on the embedded default: lab Asterisk, pbxbridge, demo calls, results.
+demo: $(STAMP)
+	$(BIN)/python -m tests.lab.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check pbxbridge tests
+	$(BIN)/ruff format --check pbxbridge tests
+	$(BIN)/mypy
+
+# The whole test suite. The real-Asterisk tests must run: a lab that cannot start fails.
+test: lint
+	PBXBRIDGE_REQUIRE_LAB=1 $(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP)
+	for b in tests/benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
