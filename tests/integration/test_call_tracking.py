@@ -21,7 +21,10 @@ async def _links(lab: Lab) -> tuple[AmiLink, AmiLink]:
     s = lab.settings
     driver = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
     recorder = AmiLink(
-        "127.0.0.1", s.ami_port, confs.PBXBRIDGE_USER, s.pbxbridge_secret,
+        "127.0.0.1",
+        s.ami_port,
+        confs.PBXBRIDGE_USER,
+        s.pbxbridge_secret,
         events="call,agent,user,system",
     )
     await driver.connect()
@@ -69,9 +72,15 @@ async def test_random_mix_of_calls_is_measured_exactly(lab: Lab, tmp_path: Path)
     real = truth.from_raw(raw)
     emergency = [c for c in placed if c.scenario.emergency]
     assert {c.scenario.name for c in placed} >= {
-        "answered_quickly", "abandoned_in_greeting", "abandoned_in_queue",
-        "abandoned_while_ringing", "ring_no_answer_then_answered", "overflow_to_backup",
-        "unanswered", "internal_call", "answered_after_long_wait",
+        "answered_quickly",
+        "abandoned_in_greeting",
+        "abandoned_in_queue",
+        "abandoned_while_ringing",
+        "ring_no_answer_then_answered",
+        "overflow_to_backup",
+        "unanswered",
+        "internal_call",
+        "answered_after_long_wait",
     }
     assert set(ended) == {c.linkedid for c in emergency}, "internal calls must not be reported"
     for call in emergency:

@@ -1,6 +1,6 @@
 """The demo: the lab Asterisk, pbxbridge, a handful of emergency calls, and what it saw.
 
-    make demo        (as root; builds the lab on first use, about a minute)
+make demo        (as root; builds the lab on first use, about a minute)
 """
 
 from __future__ import annotations
@@ -33,12 +33,29 @@ def _fmt(value: Any) -> str:
 
 def print_records(records: list[dict[str, Any]]) -> None:
     cols = [
-        ("call_id", 22), ("outcome", 11), ("abandon_stage", 13), ("queue", 10),
-        ("agent", 10), ("answer_seconds", 8), ("wait_seconds", 8), ("talk_seconds", 8),
-        ("ring_no_answer", 4), ("caller_number", 13),
+        ("call_id", 22),
+        ("outcome", 11),
+        ("abandon_stage", 13),
+        ("queue", 10),
+        ("agent", 10),
+        ("answer_seconds", 8),
+        ("wait_seconds", 8),
+        ("talk_seconds", 8),
+        ("ring_no_answer", 4),
+        ("caller_number", 13),
     ]
-    heads = ["call", "outcome", "stage", "queue", "agent", "answer", "wait", "talk", "rna",
-             "caller"]
+    heads = [
+        "call",
+        "outcome",
+        "stage",
+        "queue",
+        "agent",
+        "answer",
+        "wait",
+        "talk",
+        "rna",
+        "caller",
+    ]
     print("  ".join(h.ljust(w) for h, (_, w) in zip(heads, cols, strict=True)))
     for rec in sorted(records, key=lambda r: str(r.get("offered_at"))):
         print("  ".join(_fmt(rec.get(k)).ljust(w)[:w] for k, w in cols))
@@ -53,8 +70,10 @@ def print_summary(records: list[dict[str, Any]]) -> None:
         n = sum(1 for r in records if r["outcome"] == outcome)
         stages = ""
         if outcome == "abandoned" and n:
-            by = {s: sum(1 for r in records if r["abandon_stage"] == s)
-                  for s in ("before_queue", "queue", "ringing")}
+            by = {
+                s: sum(1 for r in records if r["abandon_stage"] == s)
+                for s in ("before_queue", "queue", "ringing")
+            }
             stages = "  (" + ", ".join(f"{k} {v}" for k, v in by.items()) + ")"
         print(f"  {outcome:<12} {n}{stages}")
     if times:
