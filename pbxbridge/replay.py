@@ -36,8 +36,13 @@ def messages(pieces: Iterable[bytes]) -> Iterator[Message]:
 
 
 def events(msgs: Iterable[Message], fallback_time: float = 0.0) -> Iterator[ev.Event]:
-    """Typed events in stream order; a CoreShowChannels list becomes one Snapshot."""
+    """Typed events in stream order; a CoreShowChannels list becomes one Snapshot.
+
+    List items carry no Timestamp; offline, the last event's Timestamp stands in for
+    the receive time the live client would use.
+    """
     lists: dict[str, list[Message]] = {}
+    clock = fallback_time
     for msg in msgs:
         aid = msg.action_id
         if msg.response is not None:
@@ -49,9 +54,9 @@ def events(msgs: Iterable[Message], fallback_time: float = 0.0) -> Iterator[ev.E
             if (msg.get("EventList") or "").lower() == "complete":
                 items = lists.pop(aid)
                 if any(m.event == "CoreShowChannel" for m in items):
-                    at, _ = ev.event_time(msg, fallback_time)
-                    yield ev.snapshot(items, at)
+                    yield ev.snapshot(items, clock)
             continue
-        event, _ = ev.translate(msg, fallback_time)
+        event, _ = ev.translate(msg, clock)
         if event is not None:
+            clock = event.at
             yield event

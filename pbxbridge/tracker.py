@@ -389,13 +389,14 @@ class Tracker:
 
     def _adopt(self, linkedid: str, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
         """Take in a call that was already up when pbxbridge (re)connected."""
+        born = at - max(ch.duration for ch in channels)
         call = self._calls.get(linkedid)
         if call is None:
-            oldest = max(ch.duration for ch in channels)
-            call = self._calls[linkedid] = _Call(linkedid, at - oldest, estimated=True)
-            for ch in channels:
-                if ch.ref.uniqueid == linkedid:
-                    call.caller_side.add(ch.ref.uniqueid)
+            call = self._calls[linkedid] = _Call(linkedid, born, estimated=True)
+        elif call.record is None and born < call.first_seen - 1.0:
+            # Seen only from a later channel (e.g. a call taker's): the call is older.
+            call.first_seen, call.estimated = born, True
+        call.caller_side |= {ch.ref.uniqueid for ch in channels if ch.ref.uniqueid == linkedid}
         call.channels = {ch.ref.uniqueid for ch in channels}
         if call.record is not None:
             return []

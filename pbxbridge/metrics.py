@@ -1,0 +1,341 @@
+"""Every Prometheus metric pbxbridge exports, declared here and nowhere else.
+
+Two kinds of metric, never mixed:
+
+* what happened (counters, histograms): updated from the tracker's effects by
+  :meth:`Metrics.apply`, the pipeline's metrics sink;
+* what is true now (calls in progress, oldest waiting caller, queue members, the AMI
+  session, the pipeline's counters): computed at scrape time by collectors that read
+  snapshots. Nothing on the event path sets a gauge.
+
+Scrapes run on the event loop (see :mod:`pbxbridge.http`), the same thread as the
+pipeline task, so collectors read the tracker without locks and never see it
+half-updated.
+
+Labels stay bounded: service (the dialplan hook's SERVICE), queue, agent (the queue
+member's name), stage, state, status, kind. Never a caller number, never a Linkedid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from pbxbridge import tracker as tr
+from pbxbridge.ami import AmiState
+from pbxbridge.members import STATUSES
+from pbxbridge.pipeline import PipelineStats
+
+# 10, 15 and 20 s are bucket bounds so that the NFPA (10 s) and NENA (15 s, 20 s) service
+# levels are exact in PromQL, not interpolated.
+ANSWER_BUCKETS = (2, 5, 8, 10, 12, 15, 20, 25, 30, 45, 60, 90, 120, 180, 300)
+TALK_BUCKETS = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# tracker.State -> the `state` label of pbxbridge_calls_in_progress. The issue names
+# waiting|ringing|talking; `arriving` (greeting or IVR, before any queue) and
+# `left_queue` (the last queue timed out, the PBX is giving up) are kept apart rather
+# than folded into `waiting`, which means "in a queue".
+IN_PROGRESS_STATES: dict[tr.State, str] = {
+    tr.State.ARRIVING: "arriving",
+    tr.State.WAITING: "waiting",
+    tr.State.RINGING: "ringing",
+    tr.State.TALKING: "talking",
+    tr.State.LEFT_QUEUE: "left_queue",
+}
+NOT_ANSWERED = frozenset(
+    {tr.State.ARRIVING, tr.State.WAITING, tr.State.RINGING, tr.State.LEFT_QUEUE}
+)
+
+# Every kind of anomaly the tracker can return, derived from its own tables.
+ANOMALY_KINDS = tuple(
+    sorted(
+        {"call_adopted", "call_stuck", "answered_twice"}
+        | {f"unexpected_{what}" for _, what in tr.TRANSITIONS}
+    )
+)
+
+NO_QUEUE = "none"
+
+
+def _queue_of(rec: tr.CallRecord) -> str:
+    """The answering queue, else the last queue the caller was in."""
+    return rec.queue or (rec.queues[-1] if rec.queues else NO_QUEUE)
+
+
+class Metrics:
+    """The registry and the event-path metrics; implements the pipeline's EffectSink."""
+
+    def __init__(self, *, service: str, queues: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.offered = Counter(
+            "pbxbridge_calls_offered",
+            "Emergency calls offered (counted when the call becomes an emergency call).",
+            ["service"],
+            registry=r,
+        )
+        self.answered = Counter(
+            "pbxbridge_calls_answered",
+            "Emergency calls that ended with outcome answered (counted at the end).",
+            ["service", "queue"],
+            registry=r,
+        )
+        self.abandoned = Counter(
+            "pbxbridge_calls_abandoned",
+            "Emergency calls the caller hung up before an answer, by stage.",
+            ["service", "stage"],
+            registry=r,
+        )
+        self.unanswered = Counter(
+            "pbxbridge_calls_unanswered",
+            "Emergency calls the PBX gave up on (the last queue timed out).",
+            ["service"],
+            registry=r,
+        )
+        self.interrupted = Counter(
+            "pbxbridge_calls_interrupted",
+            "Emergency calls whose end pbxbridge could not see (AMI gap or call too long).",
+            ["service"],
+            registry=r,
+        )
+        self.answer_time = Histogram(
+            "pbxbridge_answer_time_seconds",
+            "Arrival to answer by a call taker (observed when the call is answered).",
+            ["service"],
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.abandon_time = Histogram(
+            "pbxbridge_abandon_time_seconds",
+            "Arrival to the caller's hang-up, for abandoned calls.",
+            ["service", "stage"],
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "pbxbridge_queue_wait_seconds",
+            "Queue entry to answer, or to the end for calls not answered (at the call's end).",
+            ["service", "queue"],
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.talk_time = Histogram(
+            "pbxbridge_talk_time_seconds",
+            "Answer to the end of the call (at the call's end).",
+            ["service", "queue"],
+            buckets=TALK_BUCKETS,
+            registry=r,
+        )
+        self.ring_no_answer = Counter(
+            "pbxbridge_agent_ring_no_answer",
+            "Times a call taker's phone rang for an emergency call and was not answered.",
+            ["queue", "agent"],
+            registry=r,
+        )
+        self.anomalies = Counter(
+            "pbxbridge_tracker_anomalies",
+            "Events the call tracker did not expect, by kind (each is also logged).",
+            ["kind"],
+            registry=r,
+        )
+        self.event_lag = Histogram(
+            "pbxbridge_ami_event_lag_seconds",
+            "Receive time minus the event's AMI Timestamp (negative values count as 0).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.service = service
+        self.queues = tuple(queues)
+        self._zero(service, self.queues)
+
+    def _zero(self, service: str, queues: tuple[str, ...]) -> None:
+        """Create the series a dashboard charts, so a quiet night shows 0, not no data."""
+        self.offered.labels(service)
+        self.unanswered.labels(service)
+        self.interrupted.labels(service)
+        self.answer_time.labels(service)
+        for stage in tr.ABANDON_STAGES:
+            self.abandoned.labels(service, stage)
+            self.abandon_time.labels(service, stage)
+        for queue in queues:
+            self.answered.labels(service, queue)
+            self.queue_wait.labels(service, queue)
+            self.talk_time.labels(service, queue)
+        for kind in ANOMALY_KINDS:
+            self.anomalies.labels(kind)
+
+    # -- the event path -------------------------------------------------------------
+
+    def apply(self, effects: list[tr.Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case tr.CallOffered(record=rec):
+                    self.offered.labels(rec.service).inc()
+                case tr.CallAnswered(record=rec):
+                    # Observed at the answer, not the end: the service-level panels must
+                    # not wait for the conversation to finish.
+                    if rec.answer_seconds is not None:
+                        self.answer_time.labels(rec.service).observe(max(0.0, rec.answer_seconds))
+                case tr.CallEnded(record=rec):
+                    self._ended(rec)
+                case tr.RingNoAnswer(queue=queue, agent=agent):
+                    self.ring_no_answer.labels(queue, agent).inc()
+                case tr.Anomaly(kind=kind):
+                    self.anomalies.labels(kind).inc()
+
+    def _ended(self, rec: tr.CallRecord) -> None:
+        service, queue = rec.service, _queue_of(rec)
+        match rec.outcome:
+            case "answered":
+                self.answered.labels(service, queue).inc()
+            case "abandoned":
+                stage = rec.abandon_stage or "queue"
+                self.abandoned.labels(service, stage).inc()
+                if rec.abandon_seconds is not None:
+                    self.abandon_time.labels(service, stage).observe(max(0.0, rec.abandon_seconds))
+            case "unanswered":
+                self.unanswered.labels(service).inc()
+            case _:
+                self.interrupted.labels(service).inc()
+        if rec.wait_seconds is not None:
+            self.queue_wait.labels(service, queue).observe(rec.wait_seconds)
+        if rec.talk_seconds is not None:
+            self.talk_time.labels(service, queue).observe(rec.talk_seconds)
+
+    def observe_event_lag(self, seconds: float) -> None:
+        self.event_lag.observe(max(0.0, seconds))
+
+    # -- scrape-time sources --------------------------------------------------------
+
+    def watch_calls(self, tracker: tr.Tracker, clock: Callable[[], float] = time.time) -> None:
+        self.registry.register(LiveCalls(tracker, self.service, clock))
+
+    def watch_members(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.registry.register(QueueMembers(counts, self.queues))
+
+    def watch_ami(self, state: Callable[[], AmiState]) -> None:
+        self.registry.register(AmiSession(state))
+
+    def watch_pipeline(
+        self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]
+    ) -> None:
+        self.registry.register(PipelineHealth(stats, backlog))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything in the registry."""
+        return generate_latest(self.registry)
+
+
+class LiveCalls(Collector):
+    """Calls in progress and the oldest waiting caller, from ``tracker.active()``."""
+
+    def __init__(self, tracker: tr.Tracker, service: str, clock: Callable[[], float]) -> None:
+        self._tracker = tracker
+        self._service = service
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        active = self._tracker.active()
+        services = sorted({self._service} | {rec.service for rec, _ in active})
+        counts = {(s, label): 0 for s in services for label in IN_PROGRESS_STATES.values()}
+        oldest = dict.fromkeys(services, 0.0)
+        for rec, state in active:
+            label = IN_PROGRESS_STATES.get(state)
+            if label is not None:
+                counts[(rec.service, label)] += 1
+            if state in NOT_ANSWERED:
+                # From arrival (the caller's clock), not from queue entry.
+                oldest[rec.service] = max(oldest[rec.service], now - rec.offered_at)
+        in_progress = GaugeMetricFamily(
+            "pbxbridge_calls_in_progress",
+            "Emergency calls in progress by state "
+            "(arriving: greeting before any queue; left_queue: the last queue timed out).",
+            labels=["service", "state"],
+        )
+        for (service, label), n in counts.items():
+            in_progress.add_metric([service, label], n)
+        yield in_progress
+        waiting = GaugeMetricFamily(
+            "pbxbridge_oldest_waiting_call_seconds",
+            "Time since arrival of the longest-waiting unanswered call (0 when none).",
+            labels=["service"],
+        )
+        for service, seconds in oldest.items():
+            waiting.add_metric([service], round(seconds, 3))
+        yield waiting
+        yield GaugeMetricFamily(
+            "pbxbridge_tracker_open_calls",
+            "Calls (emergency or candidate) the tracker currently holds in memory.",
+            value=self._tracker.open_call_count(),
+        )
+
+
+class QueueMembers(Collector):
+    def __init__(
+        self, counts: Callable[[], dict[tuple[str, str], int]], queues: tuple[str, ...]
+    ) -> None:
+        self._counts = counts
+        self._queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        counts = {(q, s): 0 for q in self._queues for s in STATUSES} | self._counts()
+        family = GaugeMetricFamily(
+            "pbxbridge_queue_members",
+            "Queue members by status (available, in_call, paused, unavailable).",
+            labels=["queue", "status"],
+        )
+        for (queue, status), n in sorted(counts.items()):
+            family.add_metric([queue, status], n)
+        yield family
+
+
+class AmiSession(Collector):
+    def __init__(self, state: Callable[[], AmiState]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._state()
+        yield GaugeMetricFamily(
+            "pbxbridge_ami_up", "1 when the AMI session is logged in.", value=int(s.logged_in)
+        )
+        yield _counter("pbxbridge_ami_reconnects", "AMI sessions that ended and were retried.",
+                       s.reconnects)
+        yield _counter("pbxbridge_ami_login_failures", "AMI logins rejected by Asterisk.",
+                       s.login_failures)
+        yield _counter("pbxbridge_ami_events", "AMI events received.", s.events_received)
+        yield _counter("pbxbridge_ami_decode_errors",
+                       "AMI messages with bytes that are not valid UTF-8 (kept, marked).",
+                       s.decode_errors)
+        yield _counter("pbxbridge_ami_malformed_lines",
+                       "AMI lines without a colon (skipped).", s.malformed_lines)
+        yield _counter("pbxbridge_ami_received_bytes", "Bytes read from AMI.",
+                       s.bytes_received)
+
+
+class PipelineHealth(Collector):
+    def __init__(self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]) -> None:
+        self._stats = stats
+        self._backlog = backlog
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield _counter("pbxbridge_pipeline_errors",
+                       "Items dropped because handling them raised (each is also logged).",
+                       s.handler_errors)
+        yield _counter("pbxbridge_ami_events_without_timestamp",
+                       "Events without an AMI Timestamp (the receive time stood in).",
+                       s.missing_timestamp)
+        yield GaugeMetricFamily("pbxbridge_pipeline_backlog",
+                                "Items received from AMI and not yet handled.",
+                                value=self._backlog())
+
+
+def _counter(name: str, documentation: str, value: Any) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
