@@ -99,7 +99,10 @@ class AmiSettings:
     ping_timeout: float = 5.0
     connect_timeout: float = 5.0
     backoff_base: float = 0.5
-    backoff_cap: float = 30.0
+    # While Asterisk is unreachable pbxbridge is blind (AMI has no replay), so retries
+    # stay frequent; a rejected login backs off much further (fail2ban, log noise).
+    backoff_cap: float = 5.0
+    login_backoff_cap: float = 120.0
     stable_after: float = 30.0
     resync_actions: tuple[ActionSpec, ...] = (("CoreShowChannels", ()), ("QueueStatus", ()))
 
@@ -260,9 +263,9 @@ class AmiClient:
                 logged_in_for = self._session_task.result()  # a bug in _session ends run()
                 if logged_in_for >= s.stable_after:
                     attempt = 0
-                delay = backoff_delay(
-                    attempt, base=s.backoff_base, cap=s.backoff_cap, rng=self._rng
-                )
+                login_failed = (self._last_error or "").startswith("login failed")
+                cap = s.login_backoff_cap if login_failed else s.backoff_cap
+                delay = backoff_delay(attempt, base=s.backoff_base, cap=cap, rng=self._rng)
                 attempt += 1
                 self._reconnects += 1
                 self._log.info("ami_reconnect_scheduled", delay=round(delay, 3), attempt=attempt)

@@ -19,6 +19,7 @@ from pbxbridge import ami
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json
+from pbxbridge.members import MemberBoard
 
 log = structlog.get_logger("pbxbridge.pipeline")
 
@@ -56,9 +57,13 @@ class Pipeline:
         sinks: list[EffectSink] | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        observe_lag: Callable[[float], None] | None = None,
     ) -> None:
         self.tracker = tracker
         self.sinks = sinks or []
+        # Queue members: state owned by this task like the tracker, read at scrape time.
+        self.members = MemberBoard()
+        self._observe_lag = observe_lag
         self.stats = PipelineStats()
         self._clock = clock
         self._warned_timestamp = False
@@ -89,20 +94,27 @@ class Pipeline:
                 if event is None:
                     self.stats.untranslated += 1
                     return []
-                if not stamped:
+                if not stamped and not isinstance(event, ev.Booted):
+                    # FullyBooted is synthesised at login without a Timestamp.
                     self._no_timestamp()
                 else:
-                    self.stats.last_lag_seconds = received_at - event.at
+                    lag = self.stats.last_lag_seconds = received_at - event.at
+                    if self._observe_lag is not None:
+                        self._observe_lag(lag)
+                if isinstance(event, ev.MemberStatus):
+                    self.members.update(event)
                 return self.tracker.handle(event)
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
                 stamp = ev.event_time(items[-1], at)[0] if items else at
                 return self.tracker.handle(ev.snapshot(items, stamp))
-            case ami.ActionResult(events=items, received_at=at):
+            case ami.ActionResult(action=action, events=items, received_at=at):
+                translated = [e for msg in items if (e := ev.translate(msg, at)[0]) is not None]
+                if action == "QueueStatus":
+                    # The full member list after a login replaces whatever the gap hid.
+                    self.members.resync(e for e in translated if isinstance(e, ev.MemberStatus))
                 effects: list[tr.Effect] = []
-                for msg in items:
-                    event, _ = ev.translate(msg, at)
-                    if event is not None:
-                        effects += self.tracker.handle(event)
+                for event in translated:
+                    effects += self.tracker.handle(event)
                 return effects
             case ami.SessionUp():
                 log.info("ami_session_up")
