@@ -161,6 +161,14 @@ class Lab:
             (self.lab_dir / sub).mkdir(parents=True, exist_ok=True)
         for name, text in confs.all_files(self.settings).items():
             (self.lab_dir / "etc" / name).write_text(text)
+        # The chroot has no prompt package, so sounds/en is a dangling alternatives link
+        # (absolute inside the chroot); the lab makes it a directory of its own.
+        sounds = self.root / "usr/share/asterisk/sounds/en"
+        if sounds.is_symlink():
+            sounds.unlink()
+        sounds.mkdir(parents=True, exist_ok=True)
+        for prompt in confs.SILENT_PROMPTS:
+            (sounds / f"{prompt}.sln").write_bytes(bytes(3200))  # 0.2 s of silence
         # The project's own hook file, exactly as a PBX administrator would #include it.
         shutil.copy(REPO / "dialplan" / "pbxbridge.conf", self.lab_dir / "etc" / "pbxbridge.conf")
 

@@ -25,6 +25,9 @@ ENTRY_CONTEXT = "lab-emergency"
 CALLER_CONTEXT = "lab-caller"
 AGENTS_CONTEXT = "lab-agents"
 INTERNAL_CONTEXT = "lab-internal"
+AGENCY_CONTEXT = "lab-agency"  # stands in for the police, fire, SAR and ambulance lines
+CALLEE_CONTEXT = "lab-callee"  # stands in for the outside world a callback dials
+TAKERS_CONTEXT = "lab-takers"  # what a call taker's phone may dial (feature codes)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def modules_conf() -> str:
         "res_agi.so",
         "res_musiconhold.so",
         "codec_ulaw.so",
+        "format_sln.so",  # the lab's silent prompts (transfer)
+        "res_timing_timerfd.so",  # DTMF and prompt timing
     ]
     return "[modules]\nautoload = no\n" + "".join(f"load = {m}\n" for m in wanted)
 
@@ -176,11 +181,14 @@ def extensions_conf() -> str:
     #   BHOLD     1: nobody eligible in the backup queue either
     #   BTIMEOUT  seconds in the backup queue before the PBX gives up
     #   LABID     the generator's id for the call (AstDB key for the ring counter)
+    #   XFER      blind|attended: the answering call taker transfers the caller to AGENCY
     return f"""[general]
 static = yes
 writeprotect = yes
 
 [globals]
+; Where a call taker's transfer digits are looked up (read from globals as a fallback).
+TRANSFER_CONTEXT = lab-agency
 
 #include "pbxbridge.conf"
 
@@ -191,10 +199,10 @@ exten => 112,1,Gosub(pbxbridge,offered,1(112))
  same => n,Answer()
  same => n,Wait(${{IF(${{EXISTS(${{GREETING}})}}?${{GREETING}}:1)}})
  same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{HOLD}}" = "1"]?100:0)}})
- same => n,Queue(calltakers,,,,${{IF(${{EXISTS(${{QTIMEOUT}})}}?${{QTIMEOUT}}:30)}})
+ same => n,Queue(calltakers,t,,,${{IF(${{EXISTS(${{QTIMEOUT}})}}?${{QTIMEOUT}}:30)}})
  same => n,GotoIf($["${{QUEUESTATUS}}" != "TIMEOUT"]?done)
  same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{BHOLD}}" = "1"]?100:0)}})
- same => n,Queue(backup,,,,${{IF(${{EXISTS(${{BTIMEOUT}})}}?${{BTIMEOUT}}:30)}})
+ same => n,Queue(backup,t,,,${{IF(${{EXISTS(${{BTIMEOUT}})}}?${{BTIMEOUT}}:30)}})
  same => n(done),Hangup()
 
 [{CALLER_CONTEXT}]
@@ -213,7 +221,27 @@ exten => _X.,1,Set(PREV=${{DB(labring/${{LABID}})}})
  same => n,Set(RING=${{CUT(RINGLIST,/,${{IF($[${{ATTEMPT}} > ${{NRINGS}}]?${{NRINGS}}:${{ATTEMPT}})}})}})
  same => n,Wait(${{RING}})
  same => n,Answer()
- same => n,Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
+ same => n,GotoIf($["${{XFER}}" = ""]?talk)
+ ; XFER=blind|attended: the call taker transfers the caller to AGENCY with the phone's
+ ; feature codes (blind #1, attended *2), as DTMF through the bridge.
+ same => n,Wait(1)
+ same => n,SendDTMF(${{IF($["${{XFER}}" = "blind"]?#1:*2)}})
+ same => n,Wait(1)
+ same => n,SendDTMF(${{AGENCY}}#)
+ same => n(talk),Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
+ same => n,Hangup()
+
+[{AGENCY_CONTEXT}]
+; Agency numbers (110 police, 113 fire, 115 SAR, 118/119 ambulance) answer and talk.
+exten => _11X,1,Answer()
+ same => n,Wait(${{IF(${{EXISTS(${{AGENCY_TALK}})}}?${{AGENCY_TALK}}:8)}})
+ same => n,Hangup()
+
+[{CALLEE_CONTEXT}]
+; Numbers a callback dials: 08...9 never answers, anything else answers and talks 1 s.
+exten => _08X.9,1,Wait(30)
+exten => _08X.,1,Answer()
+ same => n,Wait(1)
  same => n,Hangup()
 
 [{INTERNAL_CONTEXT}]
@@ -222,6 +250,24 @@ exten => _2XXX,1,Answer()
  same => n,Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
  same => n,Hangup()
 """
+
+
+def features_conf() -> str:
+    # Transfer feature codes: AMI's Atxfer action needs an attended-transfer code to
+    # exist, exactly as a call taker's phone does.
+    return """[general]
+atxfernoanswertimeout = 15
+transferdigittimeout = 3
+
+[featuremap]
+blindxfer = #1
+atxfer = *2
+"""
+
+
+# Prompts Asterisk plays during a transfer; the lab has no sound packages, so they
+# are written as short silence (8 kHz signed linear).
+SILENT_PROMPTS = ("pbx-transfer", "beep", "pbx-invalid")
 
 
 def all_files(s: LabSettings) -> dict[str, str]:
@@ -234,6 +280,6 @@ def all_files(s: LabSettings) -> dict[str, str]:
         "queues.conf": queues_conf(),
         "extensions.conf": extensions_conf(),
         "musiconhold.conf": "[general]\n",
-        "features.conf": "[general]\n",
+        "features.conf": features_conf(),
         "asterisk.adsi": "",
     }
