@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pbxbridge import dialplan_vars as dv
+
 
 class Fields(Protocol):
     """What the translation needs from a parsed AMI message."""
@@ -28,6 +30,14 @@ class ChannelRef:
     channel: str
     caller_number: str
     caller_name: str
+    exten: str = ""
+
+    @property
+    def device(self) -> str:
+        """The phone behind a channel name: ``PJSIP/1001-0000001a`` -> ``PJSIP/1001``,
+        ``Local/1001@agents-00000001;2`` -> ``Local/1001@agents``."""
+        name = self.channel.split(";", 1)[0]
+        return name.rsplit("-", 1)[0] if "-" in name else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,51 @@ class AgentAnswered:
     queue: str
     agent: str
     agent_uniqueid: str
+    agent_channel: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """Hook ``classify``: a call taker's category for the call on this channel's
+    Linkedid, or (after the call) for the last call of this channel's phone."""
+
+    at: float
+    ref: ChannelRef
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchHooked:
+    """Hook ``dispatch``: the call was handed to an agency by radio or CAD."""
+
+    at: float
+    ref: ChannelRef
+    agency: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlindTransferred:
+    at: float
+    linkedid: str  # the transferee's (the caller's) Linkedid
+    exten: str
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttendedTransferred:
+    at: float
+    linkedid: str
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDialed:
+    """The callback feature's result, reported by the dialplan after its Dial."""
+
+    at: float
+    ref: ChannelRef
+    call_id: str
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +214,12 @@ Event = (
     | MemberStatus
     | Booted
     | Snapshot
+    | Classified
+    | DispatchHooked
+    | BlindTransferred
+    | AttendedTransferred
+    | CallbackDialed
 )
-
-OFFERED_USEREVENT = "PbxbridgeOffered"
 
 
 def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
@@ -186,6 +244,7 @@ def channel_ref(msg: Fields, prefix: str = "") -> ChannelRef:
         channel=_s(msg, prefix + "Channel"),
         caller_number=_s(msg, prefix + "CallerIDNum"),
         caller_name=_s(msg, prefix + "CallerIDName"),
+        exten=_s(msg, prefix + "Exten"),
     )
 
 
@@ -208,10 +267,18 @@ def parse_duration(value: str) -> float:
 Translator = Callable[[Fields, float], "Event | None"]
 
 
-def _offered(m: Fields, at: float) -> Event | None:
-    if m.get("UserEvent") != OFFERED_USEREVENT:
-        return None
-    return Offered(at, channel_ref(m), _s(m, "Service"))
+def _user_event(m: Fields, at: float) -> Event | None:
+    """The dialplan hooks (dialplan/pbxbridge.conf), by UserEvent name."""
+    name, ref = m.get("UserEvent"), channel_ref(m)
+    if name == dv.USEREVENT_OFFERED:
+        return Offered(at, ref, _s(m, dv.HEADER_SERVICE))
+    if name == dv.USEREVENT_CLASSIFY:
+        return Classified(at, ref, _s(m, dv.HEADER_CATEGORY))
+    if name == dv.USEREVENT_DISPATCH:
+        return DispatchHooked(at, ref, _s(m, dv.HEADER_AGENCY))
+    if name == dv.USEREVENT_CALLBACK:
+        return CallbackDialed(at, ref, _s(m, dv.HEADER_CALL_ID), _s(m, dv.HEADER_STATUS))
+    return None
 
 
 def _member_status(m: Fields, at: float) -> Event:
@@ -238,7 +305,15 @@ TRANSLATORS: Mapping[str, Translator] = {
     "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
     "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
     "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), _s(m, "Cause")),
-    "UserEvent": _offered,
+    "UserEvent": _user_event,
+    "BlindTransfer": lambda m, at: BlindTransferred(
+        at, _s(m, "TransfereeLinkedid"), _s(m, "Extension"), m.get("Result") == "Success"
+    ),
+    "AttendedTransfer": lambda m, at: AttendedTransferred(
+        at,
+        _s(m, "TransfereeLinkedid") or _s(m, "OrigTransfererLinkedid"),
+        m.get("Result") == "Success",
+    ),
     "QueueCallerJoin": lambda m, at: QueueJoined(at, channel_ref(m), _s(m, "Queue")),
     "QueueCallerLeave": lambda m, at: QueueLeft(at, channel_ref(m), _s(m, "Queue")),
     "AgentCalled": lambda m, at: AgentRinging(
@@ -253,7 +328,12 @@ TRANSLATORS: Mapping[str, Translator] = {
         _int(m.get("RingTime")),
     ),
     "AgentConnect": lambda m, at: AgentAnswered(
-        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid")
+        at,
+        channel_ref(m),
+        _s(m, "Queue"),
+        _s(m, "MemberName"),
+        _s(m, "DestUniqueid"),
+        _s(m, "DestChannel"),
     ),
     "QueueMemberStatus": _member_status,
     "QueueMember": _member_status,

@@ -305,18 +305,24 @@ class AmiSession(Collector):
         yield GaugeMetricFamily(
             "pbxbridge_ami_up", "1 when the AMI session is logged in.", value=int(s.logged_in)
         )
-        yield _counter("pbxbridge_ami_reconnects", "AMI sessions that ended and were retried.",
-                       s.reconnects)
-        yield _counter("pbxbridge_ami_login_failures", "AMI logins rejected by Asterisk.",
-                       s.login_failures)
+        yield _counter(
+            "pbxbridge_ami_reconnects", "AMI sessions that ended and were retried.", s.reconnects
+        )
+        yield _counter(
+            "pbxbridge_ami_login_failures", "AMI logins rejected by Asterisk.", s.login_failures
+        )
         yield _counter("pbxbridge_ami_events", "AMI events received.", s.events_received)
-        yield _counter("pbxbridge_ami_decode_errors",
-                       "AMI messages with bytes that are not valid UTF-8 (kept, marked).",
-                       s.decode_errors)
-        yield _counter("pbxbridge_ami_malformed_lines",
-                       "AMI lines without a colon (skipped).", s.malformed_lines)
-        yield _counter("pbxbridge_ami_received_bytes", "Bytes read from AMI.",
-                       s.bytes_received)
+        yield _counter(
+            "pbxbridge_ami_decode_errors",
+            "AMI messages with bytes that are not valid UTF-8 (kept, marked).",
+            s.decode_errors,
+        )
+        yield _counter(
+            "pbxbridge_ami_malformed_lines",
+            "AMI lines without a colon (skipped).",
+            s.malformed_lines,
+        )
+        yield _counter("pbxbridge_ami_received_bytes", "Bytes read from AMI.", s.bytes_received)
 
 
 class PipelineHealth(Collector):
@@ -326,15 +332,21 @@ class PipelineHealth(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
-        yield _counter("pbxbridge_pipeline_errors",
-                       "Items dropped because handling them raised (each is also logged).",
-                       s.handler_errors)
-        yield _counter("pbxbridge_ami_events_without_timestamp",
-                       "Events without an AMI Timestamp (the receive time stood in).",
-                       s.missing_timestamp)
-        yield GaugeMetricFamily("pbxbridge_pipeline_backlog",
-                                "Items received from AMI and not yet handled.",
-                                value=self._backlog())
+        yield _counter(
+            "pbxbridge_pipeline_errors",
+            "Items dropped because handling them raised (each is also logged).",
+            s.handler_errors,
+        )
+        yield _counter(
+            "pbxbridge_ami_events_without_timestamp",
+            "Events without an AMI Timestamp (the receive time stood in).",
+            s.missing_timestamp,
+        )
+        yield GaugeMetricFamily(
+            "pbxbridge_pipeline_backlog",
+            "Items received from AMI and not yet handled.",
+            value=self._backlog(),
+        )
 
 
 def _counter(name: str, documentation: str, value: Any) -> CounterMetricFamily:

@@ -94,9 +94,10 @@ class Pipeline:
                 if event is None:
                     self.stats.untranslated += 1
                     return []
-                if not stamped and not isinstance(event, ev.Booted):
-                    # FullyBooted is synthesised at login without a Timestamp.
-                    self._no_timestamp()
+                if not stamped:
+                    if not isinstance(event, ev.Booted):
+                        # FullyBooted is synthesised at login without a Timestamp.
+                        self._no_timestamp()
                 else:
                     lag = self.stats.last_lag_seconds = received_at - event.at
                     if self._observe_lag is not None:

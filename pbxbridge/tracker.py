@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from pbxbridge import dialplan_vars as dv
 from pbxbridge import events as ev
 
 
@@ -80,6 +81,8 @@ class CallRecord:
     ring_no_answer: int = 0
     outcome: str | None = None
     abandon_stage: str | None = None
+    category: str | None = None
+    dispatched_to: tuple[tuple[str, float], ...] = ()  # (agency, when), in order
 
     @property
     def answer_seconds(self) -> float | None:
@@ -123,6 +126,24 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallUpdated:
+    """A call taker classified or dispatched the call (during it or right after)."""
+
+    record: CallRecord
+    what: str  # "category" | "dispatch"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackResult:
+    """The callback feature dialled an abandoned caller back (dialplan DIALSTATUS)."""
+
+    at: float
+    call_id: str
+    status: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
 class RingNoAnswer:
     at: float
     service: str
@@ -139,7 +160,9 @@ class Anomaly:
     detail: str = ""
 
 
-Effect = CallOffered | CallAnswered | CallEnded | RingNoAnswer | Anomaly
+Effect = (
+    CallOffered | CallAnswered | CallEnded | CallUpdated | CallbackResult | RingNoAnswer | Anomaly
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +174,10 @@ class TrackerSettings:
     # memory stays bounded even if a Hangup is ever lost.
     max_call_seconds: float = 4 * 3600
     remember_finished: int = 10_000
+    categories: frozenset[str] = frozenset(dv.DEFAULT_CATEGORIES)
+    agencies: Mapping[str, str] = field(default_factory=lambda: dict(dv.DEFAULT_AGENCIES))
+    # Post-call hooks find "the call taker's last call" by phone; one entry per phone.
+    remember_devices: int = 2_000
 
 
 @dataclass(slots=True)
@@ -168,6 +195,8 @@ class _Call:
     hangup_requested: State | None = None
     caller_number: str = ""
     caller_name: str = ""
+    agent_device: str = ""
+    consult_agency: str | None = None  # an attended transfer's consultation leg
 
 
 Handler = Callable[["Tracker", "ev.Event"], list[Effect]]
@@ -178,6 +207,7 @@ class Tracker:
         self.settings = settings
         self._calls: dict[str, _Call] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._last_by_device: OrderedDict[str, CallRecord] = OrderedDict()
 
     # -- queries (read by metrics and the HTTP API at scrape time) ---------------------
 
@@ -216,7 +246,41 @@ class Tracker:
             call.channels.add(e.ref.uniqueid)
             if e.ref.uniqueid == e.ref.linkedid:
                 call.caller_side.add(e.ref.uniqueid)
+            # An attended transfer dials Local/<exten>@<transfer context> on the call's
+            # Linkedid; the exten says which agency is being consulted.
+            agency = self.settings.agencies.get(e.ref.exten)
+            if agency and call.record is not None and e.ref.channel.startswith("Local/"):
+                call.consult_agency = agency
         return []
+
+    def _classified(self, e: ev.Classified) -> list[Effect]:
+        if e.category not in self.settings.categories:
+            return [Anomaly("unknown_category", e.ref.linkedid, e.category)]
+        return self._update(e.ref, "category", lambda r: replace(r, category=e.category))
+
+    def _dispatch_hooked(self, e: ev.DispatchHooked) -> list[Effect]:
+        agency = e.agency
+        if not agency or agency not in {*self.settings.agencies.values(), *self.settings.agencies}:
+            return [Anomaly("unknown_agency", e.ref.linkedid, agency)]
+        agency = self.settings.agencies.get(agency, agency)
+        return self._update(e.ref, "dispatch", _dispatched(agency, e.at))
+
+    def _blind_transferred(self, e: ev.BlindTransferred) -> list[Effect]:
+        call = self._emergency_by_id(e.linkedid)
+        agency = self.settings.agencies.get(e.exten)
+        if call is None or agency is None or not e.success:
+            return []
+        return self._update_call(call, "dispatch", _dispatched(agency, e.at))
+
+    def _attended_transferred(self, e: ev.AttendedTransferred) -> list[Effect]:
+        call = self._emergency_by_id(e.linkedid)
+        if call is None or call.consult_agency is None or not e.success:
+            return []
+        agency, call.consult_agency = call.consult_agency, None
+        return self._update_call(call, "dispatch", _dispatched(agency, e.at))
+
+    def _callback_dialed(self, e: ev.CallbackDialed) -> list[Effect]:
+        return [CallbackResult(e.at, e.call_id, e.status, e.ref.device)]
 
     def _offered(self, e: ev.Offered) -> list[Effect]:
         call = self._get(e.ref, e.at)
@@ -284,6 +348,7 @@ class Tracker:
             return [Anomaly("answered_twice", call.linkedid, e.queue)]
         effects = self._move(call, "agent_answered")
         call.ringing.clear()
+        call.agent_device = ev.ChannelRef("", "", e.agent_channel, "", "").device
         call.record = replace(rec, answered_at=e.at, queue=e.queue, agent=e.agent)
         return [*effects, CallAnswered(call.record)]
 
@@ -345,8 +410,32 @@ class Tracker:
         return call
 
     def _emergency(self, ref: ev.ChannelRef) -> _Call | None:
-        call = self._calls.get(ref.linkedid)
+        return self._emergency_by_id(ref.linkedid)
+
+    def _emergency_by_id(self, linkedid: str) -> _Call | None:
+        call = self._calls.get(linkedid)
         return call if call is not None and call.record is not None else None
+
+    def _update(
+        self, ref: ev.ChannelRef, what: str, change: Callable[[CallRecord], CallRecord]
+    ) -> list[Effect]:
+        """Apply a call taker's hook to the call on this Linkedid, or, when the hook ran
+        after the call on the call taker's own phone, to that phone's last call."""
+        call = self._emergency(ref)
+        if call is not None:
+            return self._update_call(call, what, change)
+        last = self._last_by_device.get(ref.device)
+        if last is None:
+            return [Anomaly(f"{what}_without_call", ref.linkedid, ref.device)]
+        self._last_by_device[ref.device] = updated = change(last)
+        return [CallUpdated(updated, what)]
+
+    def _update_call(
+        self, call: _Call, what: str, change: Callable[[CallRecord], CallRecord]
+    ) -> list[Effect]:
+        assert call.record is not None
+        call.record = change(call.record)
+        return [CallUpdated(call.record, what)]
 
     def _promote(self, call: _Call, ref: ev.ChannelRef, service: str) -> list[Effect]:
         call.caller_side.add(ref.uniqueid)
@@ -378,6 +467,11 @@ class Tracker:
         call.state = State.ENDED
         call.record = replace(rec, ended_at=at, outcome=outcome, abandon_stage=stage)
         self._forget(call)
+        if call.agent_device:
+            self._last_by_device[call.agent_device] = call.record
+            self._last_by_device.move_to_end(call.agent_device)
+            while len(self._last_by_device) > self.settings.remember_devices:
+                self._last_by_device.popitem(last=False)
         return [CallEnded(call.record)]
 
     def _forget(self, call: _Call) -> None:
@@ -412,6 +506,13 @@ class Tracker:
         return []
 
 
+def _dispatched(agency: str, at: float) -> Callable[[CallRecord], CallRecord]:
+    def change(rec: CallRecord) -> CallRecord:
+        return replace(rec, dispatched_to=(*rec.dispatched_to, (agency, at)))
+
+    return change
+
+
 def _known(value: str) -> str:
     """Asterisk writes ``<unknown>`` for an absent caller id; that is not a number."""
     return "" if value in ("<unknown>", "unknown") else value
@@ -429,6 +530,11 @@ HANDLERS: Mapping[type, Callable[[Tracker, ev.Event], list[Effect]]] = {
     ev.ChannelHungUp: Tracker._hung_up,  # type: ignore[dict-item]
     ev.Snapshot: Tracker._snapshot,  # type: ignore[dict-item]
     ev.Booted: Tracker._booted,  # type: ignore[dict-item]
+    ev.Classified: Tracker._classified,  # type: ignore[dict-item]
+    ev.DispatchHooked: Tracker._dispatch_hooked,  # type: ignore[dict-item]
+    ev.BlindTransferred: Tracker._blind_transferred,  # type: ignore[dict-item]
+    ev.AttendedTransferred: Tracker._attended_transferred,  # type: ignore[dict-item]
+    ev.CallbackDialed: Tracker._callback_dialed,  # type: ignore[dict-item]
 }
 
 

@@ -17,12 +17,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asterisk as asterisk_pkg  # pyst2, copied into the chroot for the AGI script
+
 from tests.lab import confs
 
 CACHE = Path(os.environ.get("PBXBRIDGE_LAB_CACHE", "/var/cache/pbxbridge-lab"))
 ROOTFS = CACHE / "rootfs"
 STAMP = ROOTFS / ".pbxbridge-lab-ok"
-PACKAGES = "asterisk,asterisk-modules,asterisk-config"
+# python3 runs the callback AGI script (pbxbridge.agi on pyst2) inside the chroot.
+PACKAGES = "asterisk,asterisk-modules,asterisk-config,python3"
 REPO = Path(__file__).resolve().parents[2]
 
 Say = Callable[[str], None]
@@ -42,7 +45,12 @@ def _require_root() -> None:
 
 
 def _rootfs_ok() -> bool:
-    return STAMP.is_file() and (ROOTFS / "usr/sbin/asterisk").is_file()
+    """Built, complete, and with the package set this checkout asks for."""
+    return (
+        STAMP.is_file()
+        and (ROOTFS / "usr/sbin/asterisk").is_file()
+        and PACKAGES in STAMP.read_text()
+    )
 
 
 def ensure_rootfs(say: Say = say_stderr) -> Path:
@@ -79,7 +87,7 @@ def ensure_rootfs(say: Say = say_stderr) -> Path:
                 text=True,
                 check=False,
             ).stdout.strip()
-            STAMP.write_text(f"{suite} {version}\n")
+            STAMP.write_text(f"{suite} {version}\n{PACKAGES}\n")
             say(f"rootfs ready: {version}")
             return ROOTFS
         say(f"debootstrap {suite} failed; trying the next suite")
@@ -145,7 +153,7 @@ class Lab:
     # Paths as the host sees them.
     @property
     def lab_dir(self) -> Path:
-        return self.root / confs.LAB_DIR.lstrip("/")
+        return self.root / self.settings.lab_dir.lstrip("/")
 
     @property
     def queue_log_path(self) -> Path:
@@ -153,7 +161,7 @@ class Lab:
 
     @property
     def conf_in_chroot(self) -> str:
-        return f"{confs.LAB_DIR}/etc/asterisk.conf"
+        return f"{self.settings.lab_dir}/etc/asterisk.conf"
 
     def _write_config(self) -> None:
         shutil.rmtree(self.lab_dir, ignore_errors=True)
@@ -169,8 +177,25 @@ class Lab:
         sounds.mkdir(parents=True, exist_ok=True)
         for prompt in confs.SILENT_PROMPTS:
             (sounds / f"{prompt}.sln").write_bytes(bytes(3200))  # 0.2 s of silence
+        self._install_agi()
         # The project's own hook file, exactly as a PBX administrator would #include it.
         shutil.copy(REPO / "dialplan" / "pbxbridge.conf", self.lab_dir / "etc" / "pbxbridge.conf")
+
+    def _install_agi(self) -> None:
+        """The callback AGI script as a PBX host runs it: pbxbridge.agi on pyst2."""
+        site = self.lab_dir / "python"
+        shutil.rmtree(site, ignore_errors=True)
+        (site / "pbxbridge").mkdir(parents=True)
+        for name in ("__init__.py", "agi.py", "dialplan_vars.py"):
+            shutil.copy(REPO / "pbxbridge" / name, site / "pbxbridge" / name)
+        shutil.copytree(Path(asterisk_pkg.__file__).parent, site / "asterisk")
+        script = self.lab_dir / "agi-bin" / "pbxbridge-agi"
+        site_in_chroot = f"{self.settings.lab_dir}/python"
+        script.write_text(
+            f"#!/usr/bin/python3\nimport sys\nsys.path.insert(0, {site_in_chroot!r})\n"
+            "from pbxbridge.agi import main\nsys.exit(main())\n"
+        )
+        script.chmod(0o755)
 
     def rx(self, command: str, timeout: float = 10) -> str:
         run = subprocess.run(

@@ -25,6 +25,8 @@ class Scenario:
     stage: str | None = None
     queue: str | None = None
     ring_no_answer: int = 0
+    category: str | None = None
+    dispatched: tuple[str, ...] = ()
     duration: float = 8.0  # upper bound of how long the call lasts, for pacing
     exten: str = "112"
     context: str = confs.ENTRY_CONTEXT
@@ -93,6 +95,44 @@ SCENARIOS: dict[str, Scenario] = {
             {"GREETING": "0.5", "HOLD": "1", "QTIMEOUT": "1", "BHOLD": "1", "BTIMEOUT": "1"},
             "unanswered",
             duration=5,
+        ),
+        Scenario(
+            "classified_during_call",
+            {"GREETING": "0.5", "RINGS": "0.5", "TALK": "2", "CLASSIFY": "*71"},
+            "answered",
+            queue="calltakers",
+            category="prank",
+            duration=6,
+        ),
+        Scenario(
+            "blind_transfer_to_fire",
+            {
+                "GREETING": "0.5",
+                "RINGS": "0.5",
+                "TALK": "1",
+                "XFER": "blind",
+                "AGENCY": "113",
+                "AGENCY_TALK": "2",
+            },
+            "answered",
+            queue="calltakers",
+            dispatched=("fire",),
+            duration=8,
+        ),
+        Scenario(
+            "attended_transfer_to_police",
+            {
+                "GREETING": "0.5",
+                "RINGS": "0.5",
+                "TALK": "3",
+                "XFER": "attended",
+                "AGENCY": "110",
+                "AGENCY_TALK": "6",
+            },
+            "answered",
+            queue="calltakers",
+            dispatched=("police",),
+            duration=14,
         ),
         Scenario(
             "internal_call",

@@ -1,7 +1,8 @@
 """The lab's own Asterisk configuration, rendered into the chroot on every start.
 
-The lab never touches the chroot's /etc/asterisk: everything lives under LAB_DIR
-(``/pbxbridge-lab`` inside the chroot) with its own run, log, spool and lib
+The lab never touches the chroot's /etc/asterisk: everything lives under
+``/pbxbridge-lab/<AMI port>`` inside the chroot (one directory per running lab, so
+labs of parallel test sessions never share a control socket) with its own run, log, spool and lib
 directories, so a rebuilt rootfs and a stale run can never mix.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LAB_DIR = "/pbxbridge-lab"
+LAB_ROOT = "/pbxbridge-lab"
 
 # Queue member ring timeout: a call taker who lets a call ring longer than this is
 # a ring-no-answer (AgentRingNoAnswer) and the queue tries the next member.
@@ -37,9 +38,14 @@ class LabSettings:
     driver_secret: str
     system_name: str = "lab"
 
+    @property
+    def lab_dir(self) -> str:
+        """This lab's directory, as Asterisk inside the chroot sees it."""
+        return f"{LAB_ROOT}/{self.ami_port}"
+
 
 def asterisk_conf(s: LabSettings) -> str:
-    d = LAB_DIR
+    d = s.lab_dir
     return f"""[directories]
 astcachedir => {d}/cache
 astetcdir => {d}/etc
@@ -182,6 +188,8 @@ def extensions_conf() -> str:
     #   BTIMEOUT  seconds in the backup queue before the PBX gives up
     #   LABID     the generator's id for the call (AstDB key for the ring counter)
     #   XFER      blind|attended: the answering call taker transfers the caller to AGENCY
+    #   CLASSIFY  DTMF the call taker sends during the call (a classification feature)
+    #   POSTCLASS on a call placed to the call taker's phone: classify its last call
     return f"""[general]
 static = yes
 writeprotect = yes
@@ -199,11 +207,22 @@ exten => 112,1,Gosub(pbxbridge,offered,1(112))
  same => n,Answer()
  same => n,Wait(${{IF(${{EXISTS(${{GREETING}})}}?${{GREETING}}:1)}})
  same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{HOLD}}" = "1"]?100:0)}})
- same => n,Queue(calltakers,t,,,${{IF(${{EXISTS(${{QTIMEOUT}})}}?${{QTIMEOUT}}:30)}})
+ same => n,Queue(calltakers,tb(lab-member^s^1),,,${{IF(${{EXISTS(${{QTIMEOUT}})}}?${{QTIMEOUT}}:30)}})
  same => n,GotoIf($["${{QUEUESTATUS}}" != "TIMEOUT"]?done)
  same => n,Set(QUEUE_MIN_PENALTY=${{IF($["${{BHOLD}}" = "1"]?100:0)}})
- same => n,Queue(backup,t,,,${{IF(${{EXISTS(${{BTIMEOUT}})}}?${{BTIMEOUT}}:30)}})
+ same => n,Queue(backup,tb(lab-member^s^1),,,${{IF(${{EXISTS(${{BTIMEOUT}})}}?${{BTIMEOUT}}:30)}})
  same => n(done),Hangup()
+
+[lab-member]
+; Run on each call taker's channel before it rings (Queue option b): the call
+; taker's classification features.
+exten => s,1,Set(DYNAMIC_FEATURES=pbx_emergency#pbx_prank#pbx_ghost)
+ same => n,Return()
+
+[{TAKERS_CONTEXT}]
+; What a call taker's phone dials besides calls: the callback feature code.
+exten => *112,1,Gosub(pbxbridge,callback,1(Local/,@{CALLEE_CONTEXT}))
+ same => n,Hangup()
 
 [{CALLER_CONTEXT}]
 ; The caller's own side: stays on the line for PATIENCE seconds, then hangs up.
@@ -213,7 +232,8 @@ exten => s,1,Wait(${{IF(${{EXISTS(${{PATIENCE}})}}?${{PATIENCE}}:600)}})
 [{AGENTS_CONTEXT}]
 ; A call taker's phone. The n-th attempt for one call rings for the n-th value of
 ; RINGS (the last one repeats), then answers and talks for TALK seconds.
-exten => _X.,1,Set(PREV=${{DB(labring/${{LABID}})}})
+exten => _X.,1,GotoIf($["${{POSTCLASS}}" != ""]?postclass)
+ same => n,Set(PREV=${{DB(labring/${{LABID}})}})
  same => n,Set(ATTEMPT=$[${{IF(${{EXISTS(${{PREV}})}}?${{PREV}}:0)}} + 1])
  same => n,Set(DB(labring/${{LABID}})=${{ATTEMPT}})
  same => n,Set(RINGLIST=${{IF(${{EXISTS(${{RINGS}})}}?${{RINGS}}:1)}})
@@ -221,7 +241,11 @@ exten => _X.,1,Set(PREV=${{DB(labring/${{LABID}})}})
  same => n,Set(RING=${{CUT(RINGLIST,/,${{IF($[${{ATTEMPT}} > ${{NRINGS}}]?${{NRINGS}}:${{ATTEMPT}})}})}})
  same => n,Wait(${{RING}})
  same => n,Answer()
- same => n,GotoIf($["${{XFER}}" = ""]?talk)
+ same => n,GotoIf($["${{CLASSIFY}}" = ""]?xfer)
+ ; CLASSIFY: the call taker presses a classification feature code during the call.
+ same => n,Wait(0.5)
+ same => n,SendDTMF(${{CLASSIFY}})
+ same => n(xfer),GotoIf($["${{XFER}}" = ""]?talk)
  ; XFER=blind|attended: the call taker transfers the caller to AGENCY with the phone's
  ; feature codes (blind #1, attended *2), as DTMF through the bridge.
  same => n,Wait(1)
@@ -229,6 +253,10 @@ exten => _X.,1,Set(PREV=${{DB(labring/${{LABID}})}})
  same => n,Wait(1)
  same => n,SendDTMF(${{AGENCY}}#)
  same => n(talk),Wait(${{IF(${{EXISTS(${{TALK}})}}?${{TALK}}:1)}})
+ same => n,Hangup()
+ ; POSTCLASS: the same phone, after the call, dials its classification code.
+ same => n(postclass),Answer()
+ same => n,Gosub(pbxbridge,classify,1(${{POSTCLASS}}))
  same => n,Hangup()
 
 [{AGENCY_CONTEXT}]
@@ -262,6 +290,13 @@ transferdigittimeout = 3
 [featuremap]
 blindxfer = #1
 atxfer = *2
+
+[applicationmap]
+; A call taker classifies the call during it: the feature runs on the call taker's
+; channel, which shares the caller's Linkedid (enabled per member in lab-member).
+pbx_emergency => *70,self,Gosub(pbxbridge,classify,1(emergency))
+pbx_prank => *71,self,Gosub(pbxbridge,classify,1(prank))
+pbx_ghost => *72,self,Gosub(pbxbridge,classify,1(ghost))
 """
 
 
