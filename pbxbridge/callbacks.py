@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from pbxbridge import dialplan_vars as dv
 from pbxbridge import tracker as tr
 
 CLAIM_SECONDS = 120.0
@@ -64,6 +65,11 @@ class Attempted:
 Change = Closed | Attempted
 
 
+def dialable(number: str) -> bool:
+    """Only a real number can be called back (not "anonymous", not a withheld id)."""
+    return dv.DIAL_NUMBER.fullmatch(number) is not None
+
+
 class CallbackBook:
     def __init__(self, entries: Iterable[Callback] = ()) -> None:
         self._entries: dict[str, Callback] = {e.call_id: e for e in entries if e.pending}
@@ -81,7 +87,9 @@ class CallbackBook:
         changes: list[Change] = []
         for effect in effects:
             match effect:
-                case tr.CallEnded(record=rec) if rec.outcome in OWED and rec.caller_number:
+                case tr.CallEnded(record=rec) if rec.outcome in OWED and dialable(
+                    rec.caller_number
+                ):
                     entry = Callback(
                         rec.call_id,
                         rec.service,
@@ -105,8 +113,8 @@ class CallbackBook:
                     result = DIAL_RESULTS.get(status, "failed")
                     entry = replace(
                         held,
-                        attempts=entry.attempts + 1,
-                        first_attempt_at=entry.first_attempt_at or at,
+                        attempts=held.attempts + 1,
+                        first_attempt_at=held.first_attempt_at or at,
                         claimed_by=None,
                         claimed_until=None,
                     )

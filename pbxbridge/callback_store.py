@@ -1,0 +1,77 @@
+"""Durable callback list: SQLite beside the outbox, written off the event loop.
+
+The book (callbacks.py) is the truth while running; every change is written through
+a single writer thread (WAL, synchronous=FULL), so a restart resumes the list. A
+failed write is logged and counted, never silent.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import structlog
+
+from pbxbridge.callbacks import Callback
+
+log = structlog.get_logger("pbxbridge.callbacks")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS callbacks (
+    call_id TEXT PRIMARY KEY,
+    pending INTEGER NOT NULL,
+    entry TEXT NOT NULL
+)
+"""
+
+
+class CallbackStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.write_errors = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="callbacks")
+        self._db: sqlite3.Connection = self._pool.submit(self._open).result()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(_SCHEMA)
+        return db
+
+    def load(self) -> list[Callback]:
+        """Every entry still owed a callback."""
+
+        def read() -> list[Callback]:
+            rows = self._db.execute("SELECT entry FROM callbacks WHERE pending = 1").fetchall()
+            return [Callback(**json.loads(row[0])) for row in rows]
+
+        return self._pool.submit(read).result()
+
+    def save(self, entries: Iterable[Callback]) -> concurrent.futures.Future[None]:
+        rows = [(e.call_id, int(e.pending), json.dumps(dataclasses.asdict(e))) for e in entries]
+        future = self._pool.submit(self._write, rows)
+        future.add_done_callback(self._check)
+        return future
+
+    def _write(self, rows: list[tuple[str, int, str]]) -> None:
+        if not rows:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)", rows)
+
+    def _check(self, future: concurrent.futures.Future[None]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self.write_errors += 1
+            log.error("callback_write_failed", error=str(exc), path=str(self.path))
+
+    def close(self) -> None:
+        self._pool.submit(self._db.close).result()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,77 @@
+"""The callback list: who is owed a call back, claims, and how entries leave it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pbxbridge import callbacks as cb
+from pbxbridge import tracker as tr
+
+BASE = tr.CallRecord("pbx:L1", "L1", "112", "0812000111", "", offered_at=100.0)
+
+
+def ended(call_id: str, outcome: str, number: str = "0812000111", at: float = 110.0):
+    rec = replace(BASE, call_id=call_id, caller_number=number, ended_at=at, outcome=outcome)
+    return tr.CallEnded(rec)
+
+
+def test_abandoned_and_unanswered_calls_join_the_list_answered_do_not() -> None:
+    """Only abandoned and unanswered emergency calls with a dialable number are owed."""
+    book = cb.CallbackBook()
+    book.apply(
+        [
+            ended("a", "abandoned"),
+            ended("b", "unanswered", at=111),
+            ended("c", "answered"),
+            ended("d", "interrupted"),
+            ended("e", "abandoned", number="anonymous"),
+        ]
+    )
+    assert [e.call_id for e in book.pending()] == ["a", "b"]
+
+
+def test_two_call_takers_claiming_at_once_get_different_callers() -> None:
+    """A claim leases the oldest free entry: concurrent claims never share a caller."""
+    book = cb.CallbackBook()
+    book.apply([ended("a", "abandoned", at=110), ended("b", "abandoned", at=105)])
+    first, second = book.claim("PJSIP/1001", 200), book.claim("PJSIP/1002", 200)
+    assert first is not None and second is not None
+    assert (first.call_id, second.call_id) == ("b", "a")
+    assert book.claim("PJSIP/1003", 200) is None
+    again = book.claim("PJSIP/1003", 200 + cb.CLAIM_SECONDS)  # an unused claim expires
+    assert again is not None and again.call_id == "b"
+
+
+def test_answered_callback_closes_the_entry_failed_one_keeps_it() -> None:
+    """A NOANSWER attempt is recorded and the caller stays owed; ANSWER closes it."""
+    book = cb.CallbackBook()
+    book.apply([ended("a", "abandoned")])
+    book.claim("PJSIP/1001", 200)
+    _, changes = book.apply([tr.CallbackResult(210, "a", "NOANSWER", "PJSIP/1001")])
+    assert [type(c) for c in changes] == [cb.Attempted]
+    [entry] = book.pending()
+    assert (entry.attempts, entry.first_attempt_at, entry.claimed_by) == (1, 210, None)
+    saved, changes = book.apply([tr.CallbackResult(300, "a", "ANSWER", "PJSIP/1002")])
+    assert [type(c) for c in changes] == [cb.Attempted, cb.Closed]
+    assert book.pending() == []
+    assert (saved[-1].result, saved[-1].attempts, saved[-1].first_attempt_at) == (
+        "answered",
+        2,
+        210,
+    )
+
+
+def test_the_same_number_calling_again_and_being_answered_closes_the_entry() -> None:
+    """A repeat 112 call from the number, answered by a call taker, settles the callback."""
+    book = cb.CallbackBook()
+    book.apply([ended("a", "abandoned")])
+    again = replace(BASE, call_id="pbx:L2", answered_at=400.0)
+    _, changes = book.apply([tr.CallAnswered(again)])
+    assert [(type(c), c.entry.result) for c in changes] == [(cb.Closed, "recalled")]
+    assert book.pending() == []
+
+
+def test_a_result_for_an_unknown_call_changes_nothing() -> None:
+    """A callback result that matches no pending entry is ignored."""
+    book = cb.CallbackBook()
+    assert book.apply([tr.CallbackResult(1, "nope", "ANSWER", "x")]) == ([], [])
