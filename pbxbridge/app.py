@@ -10,18 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
-from pbxbridge import ami, http
+from pbxbridge import ami, events, http, systemd
 from pbxbridge import tracker as tr
+from pbxbridge.callback_desk import CallbackDesk, incident_for
+from pbxbridge.callback_store import CallbackStore
+from pbxbridge.callbacks import Change
 from pbxbridge.config import Config
 from pbxbridge.metrics import Metrics
+from pbxbridge.outbox import OpenCall, Outbox, OutboxError, OutboxSink, interrupted, reconcile
 from pbxbridge.pipeline import Item, Pipeline, Tick
+from pbxbridge.sink import Delivery, DeliverySettings
 
 log = structlog.get_logger("pbxbridge.app")
 
 TICK_SECONDS = 30.0
+DRAIN_SECONDS = 5.0  # bounded: systemd's TimeoutStopSec is longer
+CALLBACKS_FILE = "callbacks.sqlite3"
 
 
 def ami_settings(config: Config) -> ami.AmiSettings:
@@ -37,11 +46,14 @@ def ami_settings(config: Config) -> ami.AmiSettings:
 
 
 def tracker_settings(config: Config) -> tr.TrackerSettings:
+    e = config.emergency
     return tr.TrackerSettings(
         pbx_name=config.pbx.name,
-        emergency_queues=frozenset(config.emergency.queues),
-        default_service=config.emergency.service,
-        max_call_seconds=config.emergency.max_call_seconds,
+        emergency_queues=frozenset(e.queues),
+        default_service=e.service,
+        max_call_seconds=e.max_call_seconds,
+        categories=frozenset(e.categories),
+        agencies=dict(e.agencies),
     )
 
 
@@ -51,32 +63,82 @@ async def _ticker(queue: asyncio.Queue[Item]) -> None:
         queue.put_nowait(Tick(time.time()))
 
 
+def _reconciler(
+    open_calls: list[OpenCall], tracker: tr.Tracker, outbox_sink: OutboxSink
+) -> Callable[[events.Snapshot], None]:
+    """After a restart, the first snapshot settles the calls the outbox says were open:
+    still live -> tracked again; gone -> ended as interrupted (no dangling call.offered)."""
+    pending = list(open_calls)
+
+    def settle(snapshot: events.Snapshot) -> None:
+        if not pending:
+            return
+        d = reconcile(pending, {ch.ref.linkedid for ch in snapshot.channels})
+        pending.clear()
+        for call in d.live:
+            tracker.restore(call.record)
+        outbox_sink.enqueue([interrupted(call, snapshot.at) for call in d.close])
+        log.info("restart_reconciled", still_live=len(d.live), closed=len(d.close))
+
+    return settle
+
+
 async def run(config: Config, shutdown: asyncio.Event) -> int:
     """Run the daemon until ``shutdown`` is set. Returns the process exit code."""
-    queue: asyncio.Queue[Item] = asyncio.Queue()
-    tracker = tr.Tracker(tracker_settings(config))
-    metrics = Metrics(service=config.emergency.service, queues=config.emergency.queues)
-    pipeline = Pipeline(tracker, [metrics], observe_lag=metrics.observe_event_lag)
-    client = ami.AmiClient(ami_settings(config), queue)  # type: ignore[arg-type]
-    metrics.watch_calls(tracker)
-    metrics.watch_members(pipeline.members.counts)
-    metrics.watch_ami(lambda: client.state)
-    metrics.watch_pipeline(lambda: pipeline.stats, queue.qsize)
-    heartbeat = http.Heartbeat()
-    web_app = http.build_app(
-        render_metrics=metrics.render,
-        components=[("ami", http.ami_component(lambda: client.state))],
-        heartbeat=heartbeat,
-    )
     log.info("pbxbridge_starting", pbx=config.pbx.name, ami=f"{config.ami.host}:{config.ami.port}")
-
-    async def stop_on_shutdown() -> None:
-        await shutdown.wait()
-        await client.close()
-        raise _Stop
-
     async with contextlib.AsyncExitStack() as stack:
-        # HTTP first: /health and /ready must answer while Asterisk is down.
+        try:
+            outbox = await stack.enter_async_context(
+                Outbox(config.outbox.path, retention_seconds=config.outbox.retention_hours * 3600)
+            )
+            open_calls = await outbox.open_calls()
+            store = CallbackStore(Path(config.outbox.path).with_name(CALLBACKS_FILE))
+        except (OutboxError, OSError) as exc:
+            log.error("state_unavailable", path=config.outbox.path, error=str(exc))
+            return 1
+        stack.callback(store.close)
+
+        queue: asyncio.Queue[Item] = asyncio.Queue()
+        tracker = tr.Tracker(tracker_settings(config))
+        e = config.emergency
+        metrics = Metrics(
+            service=e.service,
+            queues=e.queues,
+            categories=e.categories,
+            agencies=e.agencies.values(),
+        )
+        delivery = Delivery(outbox, DeliverySettings.from_config(config))
+        outbox_sink = OutboxSink(outbox, on_durable=delivery.wake)
+
+        def callback_changed(change: Change) -> None:
+            metrics.callback_changed(change)
+            if (incident := incident_for(change)) is not None:
+                outbox_sink.enqueue([incident])
+
+        desk = CallbackDesk(store, on_change=callback_changed)
+        # Durable first: the outbox sees every effect before anything else does.
+        pipeline = Pipeline(
+            tracker, [outbox_sink, desk, metrics], observe_lag=metrics.observe_event_lag
+        )
+        pipeline.before_snapshot.append(_reconciler(open_calls, tracker, outbox_sink))
+        client = ami.AmiClient(ami_settings(config), queue)  # type: ignore[arg-type]
+        metrics.watch_calls(tracker)
+        metrics.watch_members(pipeline.members.counts)
+        metrics.watch_ami(lambda: client.state)
+        metrics.watch_pipeline(lambda: pipeline.stats, queue.qsize)
+        metrics.watch_callbacks(desk.book.pending)
+        metrics.watch_delivery(delivery.stats)
+        heartbeat = http.Heartbeat()
+        web_app = http.build_app(
+            render_metrics=metrics.render,
+            components=[
+                ("ami", http.ami_component(lambda: client.state)),
+                ("outbox", lambda: http.Component(True, f"{outbox.counts.pending} pending")),
+            ],
+            heartbeat=heartbeat,
+        )
+        web_app.add_routes(desk.routes())
+        # HTTP before AMI: /health and /ready must answer while Asterisk is down.
         try:
             await stack.enter_async_context(
                 http.serving(web_app, config.metrics.host, config.metrics.port)
@@ -84,18 +146,48 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         except OSError as exc:
             log.error("http_listen_failed", listen=config.metrics.listen, error=str(exc))
             return 1
+        # READY once the local parts are up, not after the first AMI login: an Asterisk
+        # outage must not make systemd restart us in a loop.
+        systemd.ready()
+
+        async def stop_on_shutdown() -> None:
+            await shutdown.wait()
+            systemd.stopping()
+            await client.close()
+            raise _Stop
+
+        async def status() -> None:
+            while True:
+                s = client.state
+                stats = delivery.stats()
+                systemd.status(
+                    f"AMI {'up' if s.logged_in else 'down: ' + (s.last_error or 'connecting')}; "
+                    f"{len(tracker.active())} calls; outbox {stats.pending} pending, "
+                    f"{stats.parked} parked"
+                )
+                await asyncio.sleep(5)
+
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(heartbeat.run(), name="heartbeat")
+                tg.create_task(outbox_sink.run(), name="outbox")
+                tg.create_task(delivery.run(), name="delivery")
                 tg.create_task(client.run(), name="ami")
                 tg.create_task(pipeline.run(queue), name="pipeline")
                 tg.create_task(_ticker(queue), name="ticker")
+                tg.create_task(systemd.watchdog_loop(), name="watchdog")
+                tg.create_task(status(), name="status")
                 tg.create_task(stop_on_shutdown(), name="shutdown")
         except* _Stop:
             pass
-        # Whatever was already received is still handled before exit.
+        # Whatever was already received is still handled and made durable before exit.
         while not queue.empty():
             pipeline.handle(queue.get_nowait())
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await outbox_sink.flush()
+        except TimeoutError:
+            log.error("outbox_flush_timeout", seconds=DRAIN_SECONDS)
     log.info("pbxbridge_stopped")
     return 0
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from pbxbridge import incidents
 from pbxbridge import tracker as tr
 from pbxbridge.callback_store import CallbackStore
-from pbxbridge.callbacks import Callback, CallbackBook, Change, Closed
+from pbxbridge.callbacks import Attempted, Callback, CallbackBook, Change, Closed
 from pbxbridge.incidents import rfc3339
 
 log = structlog.get_logger("pbxbridge.callbacks")
@@ -94,7 +95,25 @@ class CallbackDesk:
 
 
 def entry_json(e: Callback) -> dict[str, Any]:
-    data = asdict(e)
+    data = {f.name: getattr(e, f.name) for f in fields(e) if f.name != "record"}
     for key in ("abandoned_at", "first_attempt_at", "claimed_until", "closed_at"):
         data[key] = rfc3339(data[key])
     return data
+
+
+def incident_for(change: Change) -> incidents.Incident | None:
+    """``call.updated`` carrying the callback state, for the dispatch backend."""
+    entry = change.entry
+    if entry.record is None:
+        return None
+    state = entry_json(entry)
+    if isinstance(change, Attempted):
+        state["last_attempt"] = {"result": change.result, "at": rfc3339(change.at)}
+    return incidents.incident(
+        entry.record,
+        incidents.UPDATED,
+        change.at,
+        # An answered callback is an attempt and a close at the same instant: two ids.
+        incidents.update_number(change.at) + isinstance(change, Closed),
+        extra={"callback": state},
+    )

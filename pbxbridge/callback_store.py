@@ -13,9 +13,11 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from pbxbridge import incidents
 from pbxbridge.callbacks import Callback
 
 log = structlog.get_logger("pbxbridge.callbacks")
@@ -27,6 +29,17 @@ CREATE TABLE IF NOT EXISTS callbacks (
     entry TEXT NOT NULL
 )
 """
+
+
+def _row(e: Callback) -> dict[str, Any]:
+    data = {f.name: getattr(e, f.name) for f in dataclasses.fields(e)}
+    data["record"] = incidents.call_json(e.record) if e.record is not None else None
+    return data
+
+
+def _entry(data: dict[str, Any]) -> Callback:
+    record = data.pop("record", None)
+    return Callback(**data, record=incidents.record_from_json(record) if record else None)
 
 
 class CallbackStore:
@@ -49,12 +62,12 @@ class CallbackStore:
 
         def read() -> list[Callback]:
             rows = self._db.execute("SELECT entry FROM callbacks WHERE pending = 1").fetchall()
-            return [Callback(**json.loads(row[0])) for row in rows]
+            return [_entry(json.loads(row[0])) for row in rows]
 
         return self._pool.submit(read).result()
 
     def save(self, entries: Iterable[Callback]) -> concurrent.futures.Future[None]:
-        rows = [(e.call_id, int(e.pending), json.dumps(dataclasses.asdict(e))) for e in entries]
+        rows = [(e.call_id, int(e.pending), json.dumps(_row(e))) for e in entries]
         future = self._pool.submit(self._write, rows)
         future.add_done_callback(self._check)
         return future

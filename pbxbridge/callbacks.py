@@ -43,6 +43,7 @@ class Callback:
     claimed_until: float | None = None
     closed_at: float | None = None
     result: str | None = None  # set when the entry leaves the list
+    record: tr.CallRecord | None = None  # the call as it ended (for call.updated)
 
     @property
     def pending(self) -> bool:
@@ -55,11 +56,16 @@ class Closed:
 
     entry: Callback
 
+    @property
+    def at(self) -> float:
+        return self.entry.closed_at or 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Attempted:
     entry: Callback
     result: str
+    at: float
 
 
 Change = Closed | Attempted
@@ -96,6 +102,7 @@ class CallbackBook:
                         rec.caller_number,
                         rec.ended_at or 0.0,
                         rec.outcome,
+                        record=rec,
                     )
                     self._entries[entry.call_id] = entry
                     saved.append(entry)
@@ -119,7 +126,7 @@ class CallbackBook:
                         claimed_until=None,
                     )
                     self._entries[call_id] = entry
-                    changes.append(Attempted(entry, result))
+                    changes.append(Attempted(entry, result, at))
                     if result == "answered":
                         entry = self._close(entry, at, "answered")
                         changes.append(Closed(entry))

@@ -1,4 +1,7 @@
-"""Command line: ``pbxbridge run | replay | check-config``. ``main()`` returns an exit code."""
+"""Command line: ``pbxbridge run | replay | check-config | outbox``.
+
+``main()`` returns an exit code.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ import argparse
 import asyncio
 import json
 import signal
+import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pbxbridge import app, config, logs, replay
+from pbxbridge import app, config, logs, outbox, replay
 from pbxbridge import tracker as tr
-from pbxbridge.incidents import call_json
+from pbxbridge.incidents import call_json, rfc3339
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +34,18 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--config", help="take pbx name and emergency queues from this file")
     rp.add_argument("--pbx-name", default=None)
     rp.add_argument("--emergency-queue", action="append", default=[])
+    ob = sub.add_parser("outbox", help="inspect the incident outbox; redeliver parked events")
+    ob_sub = ob.add_subparsers(dest="outbox_command", required=True)
+    ls = ob_sub.add_parser("list", help="list events (oldest first)")
+    retry = ob_sub.add_parser("retry", help="parked -> pending: one event, or all parked")
+    retry.add_argument("event_id", nargs="?", metavar="EVENT_ID")
+    for cmd in (ls, retry):
+        cmd.add_argument("--config", help=f"TOML file (default: ${config.ENV_CONFIG})")
+        cmd.add_argument("--outbox", metavar="PATH", help="the outbox file (instead of --config)")
+    ls.add_argument("--state", choices=outbox.STATES)
+    ls.add_argument("--limit", type=int, default=None)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.add_argument("--body", action="store_true", help="with --json: include the body")
     return p
 
 
@@ -36,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "outbox" and args.outbox:
+        return _outbox(args, args.outbox)
     path = config.config_path(args.config)
     if path is None:
         print(
@@ -52,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{path}: ok")
         return 0
+    if args.command == "outbox":
+        return _outbox(args, cfg.outbox.path)
     logs.configure(cfg.log.level, show_caller_numbers=cfg.log.show_caller_numbers)
     return asyncio.run(_run(cfg))
 
@@ -89,6 +110,58 @@ def _replay(args: argparse.Namespace) -> int:
     for effect in tr.replay(events, settings):
         if isinstance(effect, tr.CallEnded):
             print(json.dumps(call_json(effect.record)))
+    return 0
+
+
+def _outbox(args: argparse.Namespace, path: str) -> int:
+    """``outbox list`` / ``outbox retry``: safe while the daemon runs (WAL, busy timeout);
+    the daemon picks retried events up within its poll interval (5 s)."""
+    if not Path(path).exists():
+        print(f"pbxbridge: {path}: no outbox there", file=sys.stderr)
+        return 1
+    try:
+        db = outbox.OutboxDB(path)
+    except (OSError, outbox.OutboxError, sqlite3.Error) as exc:
+        print(f"pbxbridge: {path}: cannot open the outbox: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.outbox_command == "retry":
+            n = db.retry(args.event_id, time.time())
+            if args.event_id is not None and n == 0:
+                print(f"pbxbridge: {args.event_id}: no such parked event", file=sys.stderr)
+                return 1
+            print(f"{n} event(s) back to pending")
+            return 0
+        rows = db.rows(args.state, args.limit)
+    finally:
+        db.close()
+    if args.json:
+        for r in rows:
+            doc: dict[str, object] = {
+                "event_id": r.event_id,
+                "call_id": r.call_id,
+                "type": r.type,
+                "seq": r.seq,
+                "state": r.state,
+                "attempts": r.attempts,
+                "occurred_at": rfc3339(r.occurred_at),
+                "created_at": rfc3339(r.created_at),
+                "next_attempt_at": rfc3339(r.next_attempt_at) if r.state == "pending" else None,
+                "delivered_at": rfc3339(r.delivered_at),
+                "last_error": r.last_error,
+            }
+            if args.body:
+                doc["body"] = json.loads(r.body)
+            print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    table = [("STATE", "ATTEMPTS", "CREATED", "EVENT_ID", "LAST_ERROR")]
+    table += [
+        (r.state, str(r.attempts), rfc3339(r.created_at) or "", r.event_id, r.last_error or "")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[4]]))
     return 0
 
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbxbridge import dialplan_vars as dv
+
 ENV_CONFIG = "PBXBRIDGE_CONFIG"
 ENV_AMI_SECRET = "PBXBRIDGE_AMI_SECRET"
+ENV_BACKEND_TOKEN = "PBXBRIDGE_BACKEND_TOKEN"
+ENV_SIGNING_SECRET = "PBXBRIDGE_SIGNING_SECRET"
+# systemd's StateDirectory= sets this; the outbox lives there unless [outbox] path says so.
+ENV_STATE_DIRECTORY = "STATE_DIRECTORY"
+DEFAULT_STATE_DIRECTORY = "/var/lib/pbxbridge"
+OUTBOX_FILE = "outbox.sqlite3"
 
 
 class ConfigError(Exception):
@@ -47,6 +56,8 @@ class EmergencyConfig:
     queues: tuple[str, ...] = ()
     service: str = "112"
     max_call_seconds: float = 4 * 3600.0
+    categories: tuple[str, ...] = dv.DEFAULT_CATEGORIES
+    agencies: Mapping[str, str] = field(default_factory=lambda: dict(dv.DEFAULT_AGENCIES))
 
 
 @dataclass(frozen=True)
@@ -71,12 +82,32 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class BackendConfig:
+    """Where incidents are POSTed. Without ``url`` the outbox still records every event
+    (pending) and nothing is delivered until a url is configured."""
+
+    url: str | None = None
+    token: str = field(default="", repr=False)
+    signing_secret: str = field(default="", repr=False)
+    ca_file: str | None = None
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    path: str = f"{DEFAULT_STATE_DIRECTORY}/{OUTBOX_FILE}"
+    retention_hours: float = 168.0
+
+
+@dataclass(frozen=True)
 class Config:
     pbx: PbxConfig = PbxConfig()
     ami: AmiConfig = AmiConfig()
     emergency: EmergencyConfig = EmergencyConfig()
     metrics: MetricsConfig = MetricsConfig()
     log: LogConfig = LogConfig()
+    backend: BackendConfig = BackendConfig()
+    outbox: OutboxConfig = OutboxConfig()
 
 
 Check = Callable[[Any], str | None]  # returns a problem description or None
@@ -120,12 +151,40 @@ def _token(v: Any) -> str | None:
     return None if ok else "only letters, digits, '_' and '-' are allowed"
 
 
+def _token_list(v: Any) -> str | None:
+    if not isinstance(v, list) or not v:
+        return "expected a non-empty list of names"
+    bad = [x for x in v if not isinstance(x, str) or _token(x)]
+    return f"{len(bad)} entries are not names of letters, digits, '_' or '-'" if bad else None
+
+
+def _agency_map(v: Any) -> str | None:
+    if not isinstance(v, dict):
+        return 'expected a table of number = "agency", e.g. {"110" = "police"}'
+    for number, agency in v.items():
+        if not number.isdigit():
+            return f"{number!r}: expected a dialled number (digits)"
+        if not isinstance(agency, str) or _token(agency):
+            return f"{number}: expected an agency name of letters, digits, '_' or '-'"
+    return None
+
+
 def _listen(v: Any) -> str | None:
     if _nonempty(v):
         return _nonempty(v)
     host, sep, port = v.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return 'expected "host:port", e.g. "127.0.0.1:9112"'
+    return None
+
+
+def _url(v: Any) -> str | None:
+    # The value is not echoed: a URL may carry credentials.
+    if _nonempty(v):
+        return _nonempty(v)
+    parts = urllib.parse.urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL"
     return None
 
 
@@ -146,9 +205,25 @@ SCHEMA: Mapping[str, Mapping[str, Check]] = {
         "ping_interval_seconds": _positive,
         "ping_timeout_seconds": _positive,
     },
-    "emergency": {"queues": _str_list, "service": _token, "max_call_seconds": _positive},
+    "emergency": {
+        "queues": _str_list,
+        "service": _token,
+        "max_call_seconds": _positive,
+        "categories": _token_list,
+        "agencies": _agency_map,
+    },
     "metrics": {"listen": _listen},
     "log": {"level": _level, "show_caller_numbers": _bool},
+    "backend": {
+        "url": _url,
+        "token": _nonempty,
+        "token_file": _nonempty,
+        "signing_secret": _nonempty,
+        "signing_secret_file": _nonempty,
+        "ca_file": _nonempty,
+        "timeout_seconds": _positive,
+    },
+    "outbox": {"path": _nonempty, "retention_hours": _positive},
 }
 
 
@@ -200,8 +275,11 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
     if not secret:
         problems.append(f"[ami] secret: missing (set secret, secret_file or ${ENV_AMI_SECRET})")
     emergency = sec("emergency")
-    if "queues" in emergency:
-        emergency["queues"] = tuple(emergency["queues"])
+    for key in ("queues", "categories"):
+        if key in emergency:
+            emergency[key] = tuple(emergency[key])
+    backend = _backend(sec("backend"), env, base, problems)
+    outbox = _outbox(sec("outbox"), env, base)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -210,7 +288,38 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
         emergency=EmergencyConfig(**emergency),
         metrics=MetricsConfig(**sec("metrics")),
         log=LogConfig(**sec("log")),
+        backend=backend,
+        outbox=outbox,
     )
+
+
+def _backend(
+    body: dict[str, Any], env: Mapping[str, str], base: Path, problems: list[str]
+) -> BackendConfig:
+    for key, env_name in (("token", ENV_BACKEND_TOKEN), ("signing_secret", ENV_SIGNING_SECRET)):
+        value = _secret(
+            body, key, from_env=env.get(env_name), base=base, section="backend", problems=problems
+        )
+        body.pop(f"{key}_file", None)
+        body[key] = value
+    if "ca_file" in body:
+        path = base / body["ca_file"]
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"[backend] ca_file: cannot read {path}: {exc.strerror}")
+        body["ca_file"] = str(path)
+    return BackendConfig(**body)
+
+
+def _outbox(body: dict[str, Any], env: Mapping[str, str], base: Path) -> OutboxConfig:
+    if "path" in body:
+        body["path"] = str(base / body["path"])
+    else:
+        state_dir = env.get(ENV_STATE_DIRECTORY, "").split(":")[0] or DEFAULT_STATE_DIRECTORY
+        body["path"] = str(Path(state_dir) / OUTBOX_FILE)
+    return OutboxConfig(**body)
 
 
 def _secret(

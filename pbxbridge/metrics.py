@@ -26,15 +26,20 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pbxbridge import callbacks as cb
 from pbxbridge import tracker as tr
 from pbxbridge.ami import AmiState
+from pbxbridge.incidents import TYPES as INCIDENT_TYPES
 from pbxbridge.members import STATUSES
 from pbxbridge.pipeline import PipelineStats
+from pbxbridge.sink import REASONS as DELIVERY_REASONS
+from pbxbridge.sink import DeliveryStats
 
 # 10, 15 and 20 s are bucket bounds so that the NFPA (10 s) and NENA (15 s, 20 s) service
 # levels are exact in PromQL, not interpolated.
 ANSWER_BUCKETS = (2, 5, 8, 10, 12, 15, 20, 25, 30, 45, 60, 90, 120, 180, 300)
 TALK_BUCKETS = (30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 3600)
+CALLBACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 86400)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # tracker.State -> the `state` label of pbxbridge_calls_in_progress. The issue names
@@ -55,7 +60,8 @@ NOT_ANSWERED = frozenset(
 # Every kind of anomaly the tracker can return, derived from its own tables.
 ANOMALY_KINDS = tuple(
     sorted(
-        {"call_adopted", "call_stuck", "answered_twice"}
+        {"call_adopted", "call_stuck", "answered_twice", "unknown_category", "unknown_agency"}
+        | {"category_without_call", "dispatch_without_call"}
         | {f"unexpected_{what}" for _, what in tr.TRANSITIONS}
     )
 )
@@ -71,7 +77,14 @@ def _queue_of(rec: tr.CallRecord) -> str:
 class Metrics:
     """The registry and the event-path metrics; implements the pipeline's EffectSink."""
 
-    def __init__(self, *, service: str, queues: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        queues: Iterable[str] = (),
+        categories: Iterable[str] = (),
+        agencies: Iterable[str] = (),
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.offered = Counter(
@@ -150,8 +163,36 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.classified = Counter(
+            "pbxbridge_calls_classified",
+            "Call takers' classifications of emergency calls (a reclassification counts).",
+            ["service", "category"],
+            registry=r,
+        )
+        self.dispatched = Counter(
+            "pbxbridge_calls_dispatched",
+            "Emergency calls handed to an agency (transfer, conference or dispatch hook).",
+            ["service", "agency"],
+            registry=r,
+        )
+        self.callback_delay = Histogram(
+            "pbxbridge_callback_delay_seconds",
+            "Abandonment to the first callback attempt.",
+            ["service"],
+            buckets=CALLBACK_BUCKETS,
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "pbxbridge_callbacks",
+            "Callback outcomes: attempts (answered, no_answer, busy, failed) and entries "
+            "settled by the caller calling again (recalled).",
+            ["service", "result"],
+            registry=r,
+        )
         self.service = service
         self.queues = tuple(queues)
+        self.categories = tuple(categories)
+        self.agencies = tuple(sorted(set(agencies)))
         self._zero(service, self.queues)
 
     def _zero(self, service: str, queues: tuple[str, ...]) -> None:
@@ -169,6 +210,13 @@ class Metrics:
             self.talk_time.labels(service, queue)
         for kind in ANOMALY_KINDS:
             self.anomalies.labels(kind)
+        for category in self.categories:
+            self.classified.labels(service, category)
+        for agency in self.agencies:
+            self.dispatched.labels(service, agency)
+        self.callback_delay.labels(service)
+        for result in cb.RESULTS:
+            self.callbacks.labels(service, result)
 
     # -- the event path -------------------------------------------------------------
 
@@ -188,6 +236,22 @@ class Metrics:
                     self.ring_no_answer.labels(queue, agent).inc()
                 case tr.Anomaly(kind=kind):
                     self.anomalies.labels(kind).inc()
+                case tr.CallUpdated(record=rec, what="category") if rec.category:
+                    self.classified.labels(rec.service, rec.category).inc()
+                case tr.CallUpdated(record=rec, what="dispatch") if rec.dispatched_to:
+                    self.dispatched.labels(rec.service, rec.dispatched_to[-1][0]).inc()
+
+    def callback_changed(self, change: cb.Change) -> None:
+        """The callback desk's changes (attempts, entries leaving the list)."""
+        entry = change.entry
+        match change:
+            case cb.Attempted(result=result, at=at):
+                self.callbacks.labels(entry.service, result).inc()
+                if entry.attempts == 1:
+                    delay = max(0.0, at - entry.abandoned_at)
+                    self.callback_delay.labels(entry.service).observe(delay)
+            case cb.Closed() if entry.result == "recalled":
+                self.callbacks.labels(entry.service, "recalled").inc()
 
     def _ended(self, rec: tr.CallRecord) -> None:
         service, queue = rec.service, _queue_of(rec)
@@ -226,6 +290,14 @@ class Metrics:
         self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]
     ) -> None:
         self.registry.register(PipelineHealth(stats, backlog))
+
+    def watch_callbacks(
+        self, pending: Callable[[], list[cb.Callback]], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.registry.register(PendingCallbacks(pending, self.service, clock))
+
+    def watch_delivery(self, stats: Callable[[], DeliveryStats]) -> None:
+        self.registry.register(DeliveryHealth(stats))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything in the registry."""
@@ -346,6 +418,78 @@ class PipelineHealth(Collector):
             "pbxbridge_pipeline_backlog",
             "Items received from AMI and not yet handled.",
             value=self._backlog(),
+        )
+
+
+class PendingCallbacks(Collector):
+    """Callers still owed a call back, and how long the oldest has waited."""
+
+    def __init__(
+        self, pending: Callable[[], list[cb.Callback]], service: str, clock: Callable[[], float]
+    ) -> None:
+        self._pending = pending
+        self._service = service
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        entries = self._pending()
+        services = {self._service} | {e.service for e in entries}
+        count = GaugeMetricFamily(
+            "pbxbridge_callbacks_pending",
+            "Abandoned or unanswered emergency calls still owed a callback.",
+            labels=["service"],
+        )
+        oldest = GaugeMetricFamily(
+            "pbxbridge_callbacks_oldest_pending_seconds",
+            "Time since the oldest pending callback's call ended (0 when none).",
+            labels=["service"],
+        )
+        now = self._clock()
+        for service in sorted(services):
+            mine = [e for e in entries if e.service == service]
+            count.add_metric([service], len(mine))
+            age = max((now - e.abandoned_at for e in mine), default=0.0)
+            oldest.add_metric([service], max(0.0, age))
+        yield count
+        yield oldest
+
+
+class DeliveryHealth(Collector):
+    """Incident delivery, from the delivery task's snapshot (see sink.DeliveryStats)."""
+
+    def __init__(self, stats: Callable[[], DeliveryStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        delivered = CounterMetricFamily(
+            "pbxbridge_incidents_delivered",
+            "Incident events the backend accepted (2xx), by type.",
+            labels=["type"],
+        )
+        for type_ in INCIDENT_TYPES:
+            delivered.add_metric([type_], s.delivered.get(type_, 0))
+        yield delivered
+        errors = CounterMetricFamily(
+            "pbxbridge_incident_delivery_errors",
+            "Failed delivery attempts, by reason (retried, or parked for 3xx/4xx).",
+            labels=["reason"],
+        )
+        for reason in DELIVERY_REASONS:
+            errors.add_metric([reason], s.errors.get(reason, 0))
+        yield errors
+        yield GaugeMetricFamily(
+            "pbxbridge_outbox_pending", "Incident events waiting for delivery.", value=s.pending
+        )
+        yield GaugeMetricFamily(
+            "pbxbridge_outbox_parked",
+            "Incident events the backend refused (kept; see `pbxbridge outbox list`).",
+            value=s.parked,
+        )
+        yield GaugeMetricFamily(
+            "pbxbridge_outbox_oldest_pending_seconds",
+            "Age of the oldest undelivered incident event (0 when none): the alerting number.",
+            value=s.oldest_pending_seconds,
         )
 
 

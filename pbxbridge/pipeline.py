@@ -64,6 +64,8 @@ class Pipeline:
         # Queue members: state owned by this task like the tracker, read at scrape time.
         self.members = MemberBoard()
         self._observe_lag = observe_lag
+        # Run in this task before the tracker sees a snapshot (restart reconciliation).
+        self.before_snapshot: list[Callable[[ev.Snapshot], None]] = []
         self.stats = PipelineStats()
         self._clock = clock
         self._warned_timestamp = False
@@ -107,7 +109,10 @@ class Pipeline:
                 return self.tracker.handle(event)
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
                 stamp = ev.event_time(items[-1], at)[0] if items else at
-                return self.tracker.handle(ev.snapshot(items, stamp))
+                snapshot = ev.snapshot(items, stamp)
+                for hook in self.before_snapshot:
+                    hook(snapshot)
+                return self.tracker.handle(snapshot)
             case ami.ActionResult(action=action, events=items, received_at=at):
                 translated = [e for msg in items if (e := ev.translate(msg, at)[0]) is not None]
                 if action == "QueueStatus":
@@ -163,7 +168,15 @@ class Pipeline:
                     log.info("call_ended", **record)
                 case tr.Anomaly(kind=kind, linkedid=linkedid, detail=detail):
                     log.warning("tracker_anomaly", kind=kind, linkedid=linkedid, detail=detail)
-                case tr.RingNoAnswer():
+                case tr.CallUpdated(record=rec, what=what):
+                    log.info(
+                        "call_updated",
+                        call_id=rec.call_id,
+                        what=what,
+                        category=rec.category,
+                        dispatched_to=[agency for agency, _ in rec.dispatched_to],
+                    )
+                case tr.RingNoAnswer() | tr.CallbackResult():
                     pass
         for sink in self.sinks:
             sink.apply(effects)

@@ -131,6 +131,7 @@ class CallUpdated:
 
     record: CallRecord
     what: str  # "category" | "dispatch"
+    at: float  # when the call taker acted (Asterisk's Timestamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,21 @@ class Tracker:
     def open_call_count(self) -> int:
         return len(self._calls)
 
+    def restore(self, record: CallRecord) -> None:
+        """Take back a call announced before a restart (its last state, from the outbox)
+        that the PBX still has. Its state follows from what the record says happened."""
+        known = self._calls.get(record.linkedid)
+        if known is not None and known.record is not None:
+            return
+        call = _Call(record.linkedid, record.offered_at, estimated=record.offered_at_estimated)
+        call.record = record
+        call.caller_side.add(record.linkedid)
+        if record.answered_at is not None:
+            call.state = State.TALKING
+        elif record.queued_at is not None:
+            call.state = State.WAITING
+        self._calls[record.linkedid] = call
+
     # -- the one entry point ------------------------------------------------------------
 
     def handle(self, event: ev.Event) -> list[Effect]:
@@ -256,28 +272,28 @@ class Tracker:
     def _classified(self, e: ev.Classified) -> list[Effect]:
         if e.category not in self.settings.categories:
             return [Anomaly("unknown_category", e.ref.linkedid, e.category)]
-        return self._update(e.ref, "category", lambda r: replace(r, category=e.category))
+        return self._update(e.ref, e.at, "category", lambda r: replace(r, category=e.category))
 
     def _dispatch_hooked(self, e: ev.DispatchHooked) -> list[Effect]:
         agency = e.agency
         if not agency or agency not in {*self.settings.agencies.values(), *self.settings.agencies}:
             return [Anomaly("unknown_agency", e.ref.linkedid, agency)]
         agency = self.settings.agencies.get(agency, agency)
-        return self._update(e.ref, "dispatch", _dispatched(agency, e.at))
+        return self._update(e.ref, e.at, "dispatch", _dispatched(agency, e.at))
 
     def _blind_transferred(self, e: ev.BlindTransferred) -> list[Effect]:
         call = self._emergency_by_id(e.linkedid)
         agency = self.settings.agencies.get(e.exten)
         if call is None or agency is None or not e.success:
             return []
-        return self._update_call(call, "dispatch", _dispatched(agency, e.at))
+        return self._update_call(call, e.at, "dispatch", _dispatched(agency, e.at))
 
     def _attended_transferred(self, e: ev.AttendedTransferred) -> list[Effect]:
         call = self._emergency_by_id(e.linkedid)
         if call is None or call.consult_agency is None or not e.success:
             return []
         agency, call.consult_agency = call.consult_agency, None
-        return self._update_call(call, "dispatch", _dispatched(agency, e.at))
+        return self._update_call(call, e.at, "dispatch", _dispatched(agency, e.at))
 
     def _callback_dialed(self, e: ev.CallbackDialed) -> list[Effect]:
         return [CallbackResult(e.at, e.call_id, e.status, e.ref.device)]
@@ -417,25 +433,29 @@ class Tracker:
         return call if call is not None and call.record is not None else None
 
     def _update(
-        self, ref: ev.ChannelRef, what: str, change: Callable[[CallRecord], CallRecord]
+        self,
+        ref: ev.ChannelRef,
+        at: float,
+        what: str,
+        change: Callable[[CallRecord], CallRecord],
     ) -> list[Effect]:
         """Apply a call taker's hook to the call on this Linkedid, or, when the hook ran
         after the call on the call taker's own phone, to that phone's last call."""
         call = self._emergency(ref)
         if call is not None:
-            return self._update_call(call, what, change)
+            return self._update_call(call, at, what, change)
         last = self._last_by_device.get(ref.device)
         if last is None:
             return [Anomaly(f"{what}_without_call", ref.linkedid, ref.device)]
         self._last_by_device[ref.device] = updated = change(last)
-        return [CallUpdated(updated, what)]
+        return [CallUpdated(updated, what, at)]
 
     def _update_call(
-        self, call: _Call, what: str, change: Callable[[CallRecord], CallRecord]
+        self, call: _Call, at: float, what: str, change: Callable[[CallRecord], CallRecord]
     ) -> list[Effect]:
         assert call.record is not None
         call.record = change(call.record)
-        return [CallUpdated(call.record, what)]
+        return [CallUpdated(call.record, what, at)]
 
     def _promote(self, call: _Call, ref: ev.ChannelRef, service: str) -> list[Effect]:
         call.caller_side.add(ref.uniqueid)

@@ -29,6 +29,7 @@ INTERNAL_CONTEXT = "lab-internal"
 AGENCY_CONTEXT = "lab-agency"  # stands in for the police, fire, SAR and ambulance lines
 CALLEE_CONTEXT = "lab-callee"  # stands in for the outside world a callback dials
 TAKERS_CONTEXT = "lab-takers"  # what a call taker's phone may dial (feature codes)
+TRUNK_CONTEXT = "lab-trunk"  # delivers calls with test-chosen caller names
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def modules_conf() -> str:
         "func_math.so",
         "func_global.so",
         "func_rand.so",
+        "func_base64.so",  # lab-trunk: hostile caller names
         "bridge_simple.so",
         "bridge_softmix.so",
         "bridge_holding.so",
@@ -224,6 +226,12 @@ exten => s,1,Set(DYNAMIC_FEATURES=pbx_emergency#pbx_prank#pbx_ghost)
 exten => *112,1,Gosub(pbxbridge,callback,1(Local/,@{CALLEE_CONTEXT}))
  same => n,Hangup()
 
+[{TRUNK_CONTEXT}]
+; A trunk delivering a caller name chosen by the test (NAMEB64, base64: any bytes,
+; invalid UTF-8 and CR/LF included), then the emergency entry context.
+exten => _X.,1,Set(CALLERID(name)=${{BASE64_DECODE(${{NAMEB64}})}})
+ same => n,Goto({ENTRY_CONTEXT},${{EXTEN}},1)
+
 [{CALLER_CONTEXT}]
 ; The caller's own side: stays on the line for PATIENCE seconds, then hangs up.
 exten => s,1,Wait(${{IF(${{EXISTS(${{PATIENCE}})}}?${{PATIENCE}}:600)}})
@@ -302,7 +310,7 @@ pbx_ghost => *72,self,Gosub(pbxbridge,classify,1(ghost))
 
 # Prompts Asterisk plays during a transfer; the lab has no sound packages, so they
 # are written as short silence (8 kHz signed linear).
-SILENT_PROMPTS = ("pbx-transfer", "beep", "pbx-invalid")
+SILENT_PROMPTS = ("pbx-transfer", "beep", "pbx-invalid", "pbxbridge-callback-unavailable")
 
 
 def all_files(s: LabSettings) -> dict[str, str]:

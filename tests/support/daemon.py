@@ -31,6 +31,7 @@ def write_config(lab: Lab, directory: Path, **sections: dict[str, Any]) -> Path:
         },
         "emergency": {"queues": ["calltakers", "backup"]},
         "metrics": {"listen": f"127.0.0.1:{free_port()}"},
+        "outbox": {"path": str(directory / "outbox.sqlite3")},
     }
     for name, body in sections.items():
         base.setdefault(name, {}).update(body)
