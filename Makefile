@@ -25,15 +25,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pbxbridge tests
 	$(BIN)/mypy
 
+# Tools the tests call: systemd-analyze (the unit) and promtool (rules, dashboard).
+TOOLS_STAMP := $(VENV)/.tools
+$(TOOLS_STAMP):
+	@command -v systemd-analyze >/dev/null && command -v promtool >/dev/null || { \
+	  echo "[setup] installing systemd-analyze and promtool with apt-get"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    systemd prometheus >/dev/null; }
+	@touch $@
+
 # The whole test suite. The real-Asterisk tests must run: a lab that cannot start fails.
-test: lint
+test: lint $(TOOLS_STAMP)
 	PBXBRIDGE_REQUIRE_LAB=1 $(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 bench: $(STAMP)
-	for b in tests/benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	for b in tests/benchmarks/bench_*.py; do $(BIN)/python -m tests.benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -155,6 +155,41 @@ BURST = Scenario(
 )
 
 
+async def press_callback_key(link: AmiLink, phone: str, *, stay: float = 6) -> str:
+    """A call taker's phone dials the callback feature code (*112); returns its channel id."""
+    channel_id = f"taker-{phone}-{time.monotonic_ns()}"
+    reply = await link.action(
+        "Originate",
+        ("Variable", f"PATIENCE={stay}"),
+        Channel=f"Local/*112@{confs.TAKERS_CONTEXT}",
+        Context=confs.CALLER_CONTEXT,
+        Exten="s",
+        Priority="1",
+        CallerID=f'"Call taker" <{phone}>',
+        ChannelId=channel_id,
+        OtherChannelId=f"{channel_id}b",
+        Async="true",
+    )
+    if reply.get("Response") != "Success":
+        raise RuntimeError(f"Originate failed: {reply}")
+    return channel_id
+
+
+async def classify_after_call(link: AmiLink, extension: str, category: str) -> None:
+    """The call taker's phone (Local/<ext>@lab-agents) dials its classification code."""
+    reply = await link.action(
+        "Originate",
+        ("Variable", f"POSTCLASS={category}"),
+        Channel=f"Local/{extension}@{confs.AGENTS_CONTEXT}/n",
+        Context=confs.CALLER_CONTEXT,
+        Exten="s",
+        Priority="1",
+        Async="true",
+    )
+    if reply.get("Response") != "Success":
+        raise RuntimeError(f"Originate failed: {reply}")
+
+
 @dataclass(frozen=True)
 class PlacedCall:
     linkedid: str
@@ -171,10 +206,12 @@ class CallGenerator:
     placed: list[PlacedCall] = field(default_factory=list)
     _n: int = 0
 
-    async def place(self, scenario: Scenario) -> PlacedCall:
+    async def place(self, scenario: Scenario, number: str | None = None) -> PlacedCall:
+        """Place one call; ``number`` is the caller's (default: a random mobile number
+        that answers when called back: lab-callee never answers numbers ending in 9)."""
         self._n += 1
         linkedid = f"lab{self.run_id}.{self._n}"
-        number = f"0812{self.rng.randrange(10**7, 10**8)}"
+        number = number or f"0812{self.rng.randrange(10**6, 10**7)}{self.rng.randrange(9)}"
         variables = {**scenario.variables, "LABID": linkedid}
         pairs = [("Variable", f"__{k}={v}") for k, v in variables.items()]
         # PATIENCE belongs to the caller's side only; inheriting it is harmless.
