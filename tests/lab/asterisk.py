@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asterisk as asterisk_pkg  # pyst2, copied into the chroot for the AGI script
+import six
 
 from tests.lab import confs
 
@@ -189,6 +190,7 @@ class Lab:
         for name in ("__init__.py", "agi.py", "dialplan_vars.py"):
             shutil.copy(REPO / "pbxbridge" / name, site / "pbxbridge" / name)
         shutil.copytree(Path(asterisk_pkg.__file__).parent, site / "asterisk")
+        shutil.copy(six.__file__, site / "six.py")  # pyst2's one dependency
         script = self.lab_dir / "agi-bin" / "pbxbridge-agi"
         site_in_chroot = f"{self.settings.lab_dir}/python"
         script.write_text(

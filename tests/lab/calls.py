@@ -208,10 +208,10 @@ class CallGenerator:
 
     async def place(self, scenario: Scenario, number: str | None = None) -> PlacedCall:
         """Place one call; ``number`` is the caller's (default: a random mobile number
-        that answers when called back: lab-callee never answers numbers ending in 9)."""
+        that answers when called back: lab-callee never answers 0899... numbers)."""
         self._n += 1
         linkedid = f"lab{self.run_id}.{self._n}"
-        number = number or f"0812{self.rng.randrange(10**6, 10**7)}{self.rng.randrange(9)}"
+        number = number or f"0812{self.rng.randrange(10**7, 10**8)}"
         variables = {**scenario.variables, "LABID": linkedid}
         pairs = [("Variable", f"__{k}={v}") for k, v in variables.items()]
         # PATIENCE belongs to the caller's side only; inheriting it is harmless.

@@ -77,6 +77,7 @@ def modules_conf() -> str:
         "app_stack.so",
         "app_userevent.so",
         "app_verbose.so",
+        "app_playback.so",  # the callback feature's fail-safe prompt
         "app_db.so",
         "app_originate.so",
         "app_transfer.so",
@@ -274,8 +275,8 @@ exten => _11X,1,Answer()
  same => n,Hangup()
 
 [{CALLEE_CONTEXT}]
-; Numbers a callback dials: 08...9 never answers, anything else answers and talks 1 s.
-exten => _08X.9,1,Wait(30)
+; Numbers a callback dials: 0899... never answers, anything else answers and talks 1 s.
+exten => _0899X.,1,Wait(30)
 exten => _08X.,1,Answer()
  same => n,Wait(1)
  same => n,Hangup()
