@@ -4,7 +4,9 @@ Policy (the README states it):
 
 - 2xx: delivered. Connection errors, TLS errors, timeouts, 408, 425, 429 and 5xx:
   retried forever with full-jitter exponential backoff (base 0.5 s, cap 30 s), or after
-  ``Retry-After`` when the backend sends one. Anything else (3xx, other 4xx): the event
+  ``Retry-After`` when the backend sends one (while the backend is down, one probe
+  request backs off only up to ``probe_cap``, 5 s, so recovery is noticed quickly).
+  Anything else (3xx, other 4xx): the event
   is parked (kept, logged as an error, counted) and the others go on.
 - Within one call, events go strictly in ``seq`` order: a call whose earlier event is
   pending waits; other calls do not. Up to ``concurrency`` calls are in flight at once.
@@ -65,6 +67,7 @@ class DeliverySettings:
     connect_timeout_seconds: float = 2.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    probe_cap: float = 5.0  # backend-wide probe while it is down: recovery within ~5 s
     concurrency: int = 4
     # Fallback re-read of the outbox (picks up `pbxbridge outbox retry` from the CLI).
     poll_seconds: float = 5.0
@@ -318,9 +321,11 @@ class Delivery:
             self._down_until = max(self._down_until, now + delay)
         else:
             delay = backoff(row.attempts + 1, s.backoff_base, s.backoff_cap, self._rnd)
+            # The backend-wide probe backs off to probe_cap only (one small request),
+            # so a backend that comes back is noticed within seconds, not 30 s.
             self._down_until = max(
                 self._down_until,
-                now + backoff(self._failures, s.backoff_base, s.backoff_cap, self._rnd),
+                now + backoff(self._failures, s.backoff_base, s.probe_cap, self._rnd),
             )
         await self.outbox.mark_failed(row.event_id, error, now + delay)
         log.warning(
