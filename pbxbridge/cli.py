@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,13 +47,45 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=None)
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.add_argument("--body", action="store_true", help="with --json: include the body")
+    cbs = sub.add_parser("callbacks", help="abandoned callers still owed a call back")
+    cbs.add_argument(
+        "--api",
+        default="http://127.0.0.1:9112",
+        help="the daemon's local API (default: %(default)s)",
+    )
+    cbs.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
+
+
+def _callbacks(args: argparse.Namespace) -> int:
+    """The running daemon's callback list, oldest first (GET /v1/callbacks)."""
+    url = f"{args.api.rstrip('/')}/v1/callbacks"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            entries = json.loads(response.read())["callbacks"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"pbxbridge: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry))
+        return 0
+    print(f"{'abandoned at':<28} {'service':<8} {'number':<16} {'tries':>5}  claimed by  call id")
+    for e in entries:
+        print(
+            f"{e['abandoned_at']:<28} {e['service']:<8} {e['number']:<16} {e['attempts']:>5}  "
+            f"{e['claimed_by'] or '-':<10}  {e['call_id']}"
+        )
+    print(f"{len(entries)} pending")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "callbacks":
+        return _callbacks(args)
     if args.command == "outbox" and args.outbox:
         return _outbox(args, args.outbox)
     path = config.config_path(args.config)

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import statistics
+import sys
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -125,6 +126,13 @@ async def test_abandoned_caller_is_called_back_through_the_feature_code(
         pending = listing["callbacks"]
         assert sorted(e["call_id"] for e in pending) == sorted(f"lab:{c.linkedid}" for c in gone)
         assert sorted(e["number"] for e in pending) == sorted(c.caller_number for c in gone)
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pbxbridge.cli", "callbacks", "--api", api(config), "--json",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+        listed = [json.loads(line)["call_id"] for line in out.decode().splitlines()]
+        assert sorted(listed) == sorted(e["call_id"] for e in pending)
         await asyncio.gather(press_callback_key(driver, "1001"), press_callback_key(driver, "1002"))
         await until(lambda: len(daemon.events("callback_closed")) >= 2, within=20)
         claimed = [x["call_id"] for x in daemon.events("callback_claimed")]
