@@ -272,7 +272,7 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
     )
     ami.pop("secret_file", None)
     ami["secret"] = secret
-    if not secret:
+    if not secret and not any(p.startswith("[ami] secret") for p in problems):
         problems.append(f"[ami] secret: missing (set secret, secret_file or ${ENV_AMI_SECRET})")
     emergency = sec("emergency")
     for key in ("queues", "categories"):
@@ -331,7 +331,9 @@ def _secret(
     section: str,
     problems: list[str],
 ) -> str:
-    """A secret from the file itself, ``<key>_file`` or the environment (in that order).
+    """A secret from the file itself, the environment, or ``<key>_file`` (in that order:
+    the environment overrides the file so an operator can check a config whose file only
+    the service can read).
 
     Errors name the key and the file path, never the secret.
     """
@@ -340,6 +342,8 @@ def _secret(
         return ""
     if key in body:
         return str(body[key])
+    if from_env:
+        return from_env
     file_name = body.get(f"{key}_file")
     if file_name:
         path = base / file_name
@@ -351,7 +355,7 @@ def _secret(
         if not value:
             problems.append(f"[{section}] {key}_file: {path} is empty")
         return str(value)
-    return from_env or ""
+    return ""
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> str | None:

@@ -1,0 +1,96 @@
+"""Configuration: read once, validated once; every problem named, secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pbxbridge import config
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "pbxbridge.toml"
+SECRET = "s3cr3t-value-never-shown"
+
+
+def check(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    path = tmp_path / "pbxbridge.toml"
+    path.write_text(text)
+    try:
+        config.load(path, env=env or {})
+    except config.ConfigError as exc:
+        return exc.problems
+    return []
+
+
+def test_the_documented_example_is_valid() -> None:
+    """config/pbxbridge.toml (with the secret from the environment) passes validation."""
+    cfg = config.load(EXAMPLE, env={config.ENV_AMI_SECRET: SECRET})
+    assert cfg.ami.secret == SECRET
+    assert cfg.emergency.agencies["113"] == "fire"
+    assert "prank" in cfg.emergency.categories
+    assert SECRET not in repr(cfg)
+
+
+BAD = {
+    "unknown section": ("[amii]\nhost = 'x'\n", "[amii]: unknown section"),
+    "unknown key": ("[ami]\nsecret='x'\nprot = 5038\n", "[ami] prot: unknown key"),
+    "wrong type": ("[ami]\nsecret='x'\nport = '5038'\n", "[ami] port: expected an integer"),
+    "port range": ("[ami]\nsecret='x'\nport = 70000\n", "[ami] port: expected a port number"),
+    "bad listen": ("[ami]\nsecret='x'\n[metrics]\nlisten = 'nowhere'\n", "[metrics] listen"),
+    "bad service": ("[ami]\nsecret='x'\n[emergency]\nservice = '1 12'\n", "[emergency] service"),
+    "bad agencies": (
+        "[ami]\nsecret='x'\n[emergency]\nagencies = { police = '110' }\n",
+        "[emergency] agencies",
+    ),
+    "no secret": ("[ami]\nhost = '127.0.0.1'\n", "[ami] secret: missing"),
+    "both secrets": ("[ami]\nsecret='x'\nsecret_file='f'\n", "set either secret or secret_file"),
+    "missing secret file": ("[ami]\nsecret_file = 'nope'\n", "[ami] secret_file: cannot read"),
+    "bad backend url": ("[ami]\nsecret='x'\n[backend]\nurl = 'ftp://x'\n", "[backend] url"),
+    "not toml": ("[ami\n", "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_each_kind_of_bad_config_is_named(tmp_path: Path, kind: str) -> None:
+    """A bad config is rejected with a message naming the key."""
+    text, expected = BAD[kind]
+    problems = check(tmp_path, text)
+    assert any(expected in p for p in problems), problems
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    """check-config reports all problems, not just the first."""
+    problems = check(tmp_path, "[ami]\nport = 'x'\nbogus = 1\n[nope]\n")
+    assert len(problems) >= 3
+
+
+def test_secrets_never_appear_in_problems(tmp_path: Path) -> None:
+    """An invalid config that contains a secret never echoes it."""
+    text = f"[ami]\nsecret = '{SECRET}'\nport = 'x'\n[backend]\nurl = 'ftp://{SECRET}@h'\n"
+    problems = check(tmp_path, text)
+    assert problems and not any(SECRET in p for p in problems)
+
+
+def test_check_config_exits_0_or_1_and_lists_problems(tmp_path: Path) -> None:
+    """`pbxbridge check-config` exits 0 on a good file, 1 with every problem on a bad one."""
+    good = tmp_path / "good.toml"
+    good.write_text(f"[ami]\nsecret = '{SECRET}'\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[ami]\nsecret = '{SECRET}'\nport = 'x'\nbogus = 1\n")
+    cmd = [sys.executable, "-m", "pbxbridge.cli", "check-config", "--config"]
+    ok = subprocess.run([*cmd, str(good)], capture_output=True, text=True, check=False)
+    no = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0
+    assert no.returncode == 1
+    assert "[ami] port" in no.stderr and "[ami] bogus" in no.stderr
+    assert SECRET not in no.stderr + no.stdout
+
+
+def test_environment_overrides_an_unreadable_secret_file(tmp_path: Path) -> None:
+    """$PBXBRIDGE_AMI_SECRET lets an operator check a config whose secret file only the
+    service can read."""
+    text = "[ami]\nsecret_file = '/run/credentials/none/ami-secret'\n"
+    assert check(tmp_path, text, {config.ENV_AMI_SECRET: SECRET}) == []
