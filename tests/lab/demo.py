@@ -9,13 +9,17 @@ import asyncio
 import sys
 import tempfile
 import time
+import tomllib
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from tests.lab import confs
 from tests.lab.amilink import AmiLink
 from tests.lab.asterisk import Lab, LabError
-from tests.lab.calls import SCENARIOS, CallGenerator, wait_idle
+from tests.lab.calls import SCENARIOS, CallGenerator, press_callback_key, wait_idle
 from tests.support.daemon import Daemon, write_config
 
 
@@ -24,7 +28,7 @@ def say(msg: str) -> None:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -42,6 +46,8 @@ def print_records(records: list[dict[str, Any]]) -> None:
         ("wait_seconds", 8),
         ("talk_seconds", 8),
         ("ring_no_answer", 4),
+        ("category", 9),
+        ("dispatch", 8),
         ("caller_number", 13),
     ]
     heads = [
@@ -54,11 +60,14 @@ def print_records(records: list[dict[str, Any]]) -> None:
         "wait",
         "talk",
         "rna",
+        "category",
+        "dispatch",
         "caller",
     ]
     print("  ".join(h.ljust(w) for h, (_, w) in zip(heads, cols, strict=True)))
     for rec in sorted(records, key=lambda r: str(r.get("offered_at"))):
-        print("  ".join(_fmt(rec.get(k)).ljust(w)[:w] for k, w in cols))
+        row = {**rec, "dispatch": ",".join(d["agency"] for d in rec.get("dispatched_to", []))}
+        print("  ".join(_fmt(row.get(k)).ljust(w)[:w] for k, w in cols))
 
 
 def print_summary(records: list[dict[str, Any]]) -> None:
@@ -82,7 +91,38 @@ def print_summary(records: list[dict[str, Any]]) -> None:
             print(f"  answered within {limit:>2} s of arrival: {share:.0%} of offered calls")
 
 
-async def place_calls(lab: Lab) -> int:
+class Receiver:
+    """The demo's dispatch backend: a real aiohttp server on loopback keeping incidents."""
+
+    def __init__(self) -> None:
+        self.incidents: list[dict[str, Any]] = []
+        self.keys: set[str] = set()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/incidents", self._post)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/incidents"
+
+    async def _post(self, request: web.Request) -> web.Response:
+        doc = await request.json()
+        key = request.headers.get("Idempotency-Key", "")
+        if key not in self.keys:  # what a backend does with a redelivery
+            self.keys.add(key)
+            self.incidents.append(doc)
+        return web.Response(status=204)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def place_calls(lab: Lab, api: str) -> int:
     s = lab.settings
     driver = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
     await driver.connect()
@@ -103,8 +143,79 @@ async def place_calls(lab: Lab) -> int:
             await asyncio.sleep(0.3)
     say("waiting for the last calls to end")
     await wait_idle(driver, within=90)
+    say("a call taker presses *112: connected to the oldest abandoned caller")
+    await driver.action("Setvar", Variable="PBXBRIDGE_API", Value=api)
+    await press_callback_key(driver, "1001")
+    await asyncio.sleep(4)
+    await wait_idle(driver, within=30)
     await driver.close()
     return len(names)
+
+
+def print_incidents(incidents: list[dict[str, Any]]) -> None:
+    counts: dict[str, int] = {}
+    for doc in incidents:
+        counts[doc["type"]] = counts.get(doc["type"], 0) + 1
+    print("incidents received by the local dispatch backend (deduplicated on Idempotency-Key):")
+    for type_, n in sorted(counts.items()):
+        print(f"  {type_:<14} {n}")
+    dispatched = [
+        (d["call"]["call_id"], [x["agency"] for x in d["call"]["dispatched_to"]])
+        for d in incidents
+        if d["type"] == "call.ended" and d["call"]["dispatched_to"]
+    ]
+    for call_id, agencies in dispatched:
+        print(f"  {call_id} dispatched to {', '.join(agencies)}")
+    callbacks = [d["call"]["callback"] for d in incidents if "callback" in d["call"]]
+    for cb in callbacks:
+        print(f"  callback for {cb['call_id']}: {cb.get('result') or 'attempted'}")
+
+
+def print_metrics(text: str) -> None:
+    wanted = (
+        "pbxbridge_calls_offered_total",
+        "pbxbridge_calls_answered_total",
+        "pbxbridge_calls_abandoned_total",
+        "pbxbridge_calls_unanswered_total",
+        'pbxbridge_answer_time_seconds_bucket{le="15.0"',
+        'pbxbridge_answer_time_seconds_bucket{le="20.0"',
+        "pbxbridge_answer_time_seconds_count",
+        "pbxbridge_calls_classified_total",
+        "pbxbridge_calls_dispatched_total",
+        "pbxbridge_callbacks_total",
+        "pbxbridge_callbacks_pending",
+        "pbxbridge_incidents_delivered_total",
+        "pbxbridge_outbox_pending",
+    )
+    print("from /metrics (non-zero series):")
+    for line in text.splitlines():
+        if line.startswith(wanted) and not line.endswith(" 0.0"):
+            print(f"  {line}")
+
+
+async def _with_receiver(lab: Lab, tmp: Path) -> tuple[Daemon, list[dict[str, Any]], str]:
+    receiver = Receiver()
+    await receiver.start()
+    say(f"local dispatch backend listening on {receiver.url}")
+    try:
+        config = write_config(lab, tmp, backend={"url": receiver.url})
+        api = "http://" + tomllib.loads(config.read_text())["metrics"]["listen"]
+        say(f"starting pbxbridge: pbxbridge run --config {config}")
+        daemon = Daemon(config).start()
+        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
+        say("pbxbridge is connected to Asterisk")
+        await place_calls(lab, api)
+        await asyncio.sleep(2)  # the last incidents reach the backend
+        metrics = await asyncio.to_thread(_get, f"{api}/metrics")
+        daemon.stop()
+        return daemon, receiver.incidents, metrics
+    finally:
+        await receiver.stop()
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
 
 
 def main() -> int:
@@ -118,20 +229,18 @@ def main() -> int:
     daemon: Daemon | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="pbxbridge-demo-") as tmp:
-            config = write_config(lab, Path(tmp))
-            say(f"starting pbxbridge: pbxbridge run --config {config}")
-            daemon = Daemon(config).start()
-            daemon.wait_for(lambda line: line.get("event") == "ami_session_up")
-            say("pbxbridge is connected to Asterisk")
-            asyncio.run(place_calls(lab))
-            time.sleep(0.5)
-            daemon.stop()
+            result = asyncio.run(_with_receiver(lab, Path(tmp)))
+            daemon, incidents, metrics = result
             records = [line for line in daemon.lines if line.get("event") == "call_ended"]
             print()
             say("what pbxbridge saw (one record per emergency call; internal calls ignored):")
             print()
             print_records(records)
             print_summary(records)
+            print()
+            print_incidents(incidents)
+            print()
+            print_metrics(metrics)
             print()
             say(f"done in {time.monotonic() - started:.0f} s")
             return 0
