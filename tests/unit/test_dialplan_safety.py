@@ -25,7 +25,7 @@ def entry_contexts() -> list[tuple[str, str, dialplan.Place]]:
         text = example.read_text()
         plan = dialplan.parse(text)
         for place, steps in plan.items():
-            if steps and steps[0] == ("Gosub", "pbxbridge,offered,1(112)"):
+            if steps and steps[0][0] == "Gosub" and steps[0][1].startswith("pbxbridge,offered,"):
                 found.append((f"example:{place[0]}", text + HOOKS, place))
     return found
 
