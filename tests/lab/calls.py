@@ -155,39 +155,44 @@ BURST = Scenario(
 )
 
 
-async def press_callback_key(link: AmiLink, phone: str, *, stay: float = 6) -> str:
-    """A call taker's phone dials the callback feature code (*112); returns its channel id."""
-    channel_id = f"taker-{phone}-{time.monotonic_ns()}"
+async def _dial_from_lab(
+    link: AmiLink, channel: str, variables: dict[str, str], **fields: str
+) -> None:
+    """Originate ``channel`` with its other side waiting in the caller context."""
+    pairs = [("Variable", f"{k}={v}") for k, v in variables.items()]
     reply = await link.action(
         "Originate",
-        ("Variable", f"PATIENCE={stay}"),
-        Channel=f"Local/*112@{confs.TAKERS_CONTEXT}",
+        *pairs,
+        Channel=channel,
         Context=confs.CALLER_CONTEXT,
         Exten="s",
         Priority="1",
-        CallerID=f'"Call taker" <{phone}>',
-        ChannelId=channel_id,
-        OtherChannelId=f"{channel_id}b",
         Async="true",
+        **fields,
     )
     if reply.get("Response") != "Success":
         raise RuntimeError(f"Originate failed: {reply}")
+
+
+async def press_callback_key(link: AmiLink, phone: str, *, stay: float = 6) -> str:
+    """A call taker's phone dials the callback feature code (*112); returns its channel id."""
+    channel_id = f"taker-{phone}-{time.monotonic_ns()}"
+    await _dial_from_lab(
+        link,
+        f"Local/*112@{confs.TAKERS_CONTEXT}",
+        {"PATIENCE": str(stay)},
+        CallerID=f'"Call taker" <{phone}>',
+        ChannelId=channel_id,
+        OtherChannelId=f"{channel_id}b",
+    )
     return channel_id
 
 
 async def classify_after_call(link: AmiLink, extension: str, category: str) -> None:
     """The call taker's phone (Local/<ext>@lab-agents) dials its classification code."""
-    reply = await link.action(
-        "Originate",
-        ("Variable", f"POSTCLASS={category}"),
-        Channel=f"Local/{extension}@{confs.AGENTS_CONTEXT}/n",
-        Context=confs.CALLER_CONTEXT,
-        Exten="s",
-        Priority="1",
-        Async="true",
+    await _dial_from_lab(
+        link, f"Local/{extension}@{confs.AGENTS_CONTEXT}/n", {"POSTCLASS": category}
     )
-    if reply.get("Response") != "Success":
-        raise RuntimeError(f"Originate failed: {reply}")
 
 
 @dataclass(frozen=True)
