@@ -36,7 +36,7 @@ $(TOOLS_STAMP):
 
 # The whole test suite. The real-Asterisk tests must run: a lab that cannot start fails.
 test: lint $(TOOLS_STAMP)
-	PBXBRIDGE_REQUIRE_LAB=1 $(BIN)/pytest
+	PBXBRIDGE_REQUIRE_LAB=1 $(BIN)/pytest --cov --cov-report=term
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
