@@ -105,6 +105,10 @@ class AmiSettings:
     login_backoff_cap: float = 120.0
     stable_after: float = 30.0
     resync_actions: tuple[ActionSpec, ...] = (("CoreShowChannels", ()), ("QueueStatus", ()))
+    # Events to parse; the others are counted (AmiState.events_skipped) and dropped
+    # unparsed. Responses and messages carrying an ActionID are always parsed.
+    # None parses everything.
+    wanted_events: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,7 @@ class AmiState:
     bytes_received: int
     connected_since: float | None
     banner: str | None
+    events_skipped: int = 0  # not in wanted_events: counted, never parsed
 
 
 class AmiError(Exception):
@@ -232,6 +237,7 @@ class AmiClient:
         self._decode_errors = 0
         self._malformed_lines = 0
         self._bytes_received = 0
+        self._events_skipped = 0
 
     @property
     def state(self) -> AmiState:
@@ -247,6 +253,7 @@ class AmiClient:
             bytes_received=self._bytes_received,
             connected_since=self._connected_since,
             banner=self._banner,
+            events_skipped=self._events_skipped,
         )
 
     async def run(self) -> None:
@@ -459,7 +466,8 @@ class AmiClient:
     async def _read_loop(
         self, reader: asyncio.StreamReader, banner_seen: asyncio.Future[str]
     ) -> str:
-        parser = AmiStreamParser()
+        parser = AmiStreamParser(wanted=self._settings.wanted_events)
+        skipped = 0
         while True:
             try:
                 chunk = await reader.read(_READ_SIZE)
@@ -474,6 +482,8 @@ class AmiClient:
                 return "connection closed by peer"
             self._bytes_received += len(chunk)
             messages = parser.feed(chunk)
+            self._events_skipped += parser.skipped - skipped
+            skipped = parser.skipped
             if not banner_seen.done() and parser.banner is not None:
                 if not parser.banner.startswith(BANNER_PREFIX):
                     banner_seen.set_exception(AmiConnectionLost("not an AMI banner"))

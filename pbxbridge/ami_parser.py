@@ -6,12 +6,17 @@ owns the buffer: :func:`parse` returns the complete messages and the leftover by
 prepend to the next read. Messages are decoded only once complete, so a multi-byte UTF-8
 character split across TCP reads survives; undecodable bytes are replaced (never dropped)
 and the message is marked so the shell can count it.
+
+Most of a live stream is noise to pbxbridge (Newstate, DialBegin, BridgeEnter, ...).
+:func:`parse_selected` builds messages only for the events it is told to keep (plus
+every response and every message carrying an ActionID) and counts the rest, which are
+never decoded: a plain bytes test on the ``Event: Name`` first line decides.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -19,8 +24,10 @@ __all__ = [
     "BANNER_PREFIX",
     "AmiStreamParser",
     "Message",
+    "event_lines",
     "format_action",
     "parse",
+    "parse_selected",
     "split_banner",
 ]
 
@@ -137,6 +144,43 @@ def parse(buffer: bytes) -> tuple[list[Message], bytes]:
     return messages, leftover
 
 
+def event_lines(names: Iterable[str]) -> frozenset[bytes]:
+    """The first lines (``b"Event: Name"``) of the events :func:`parse_selected` keeps."""
+    return frozenset(f"Event: {name}".encode() for name in names)
+
+
+def parse_selected(buffer: bytes, keep: frozenset[bytes]) -> tuple[list[Message], int, bytes]:
+    """:func:`parse`, building messages only for responses, messages carrying an
+    ActionID (any case: action lists such as QueueMember items) and the events whose
+    first line is in ``keep`` (see :func:`event_lines`). Returns (messages, number of
+    events skipped, leftover). A skipped event is never decoded, so it is counted as
+    skipped, never as a decode error or a malformed line."""
+    if buffer.count(b"\n") == buffer.count(b"\r\n"):
+        end = buffer.rfind(_CRLF_END)
+        if end < 0:
+            return [], 0, buffer
+        leftover, eol = buffer[end + 4 :], b"\r\n"
+        pieces = buffer[:end].split(_CRLF_END)
+    else:
+        pieces = _ANY_END.split(buffer)
+        leftover, eol = pieces.pop(), b"\n"
+    messages: list[Message] = []
+    skipped = 0
+    for raw in pieces:
+        if raw.startswith(b"Event: "):
+            cut = raw.find(eol)
+            first = raw if cut < 0 else raw[:cut].rstrip(b"\r")
+            if first not in keep and b"actionid" not in raw.lower():
+                skipped += 1
+                continue
+        text, bad = _decode(raw)
+        lines = text.split("\r\n") if eol == b"\r\n" else _ANY_EOL.split(text)
+        msg = _message_from_lines(lines, bad)
+        if msg is not None:
+            messages.append(msg)
+    return messages, skipped, leftover
+
+
 def split_banner(buffer: bytes) -> tuple[str | None, bytes]:
     """Take the session's first line off ``buffer``: (banner, rest), or (None, buffer)
     while the line is incomplete. The caller decides whether it looks like Asterisk."""
@@ -148,13 +192,19 @@ def split_banner(buffer: bytes) -> tuple[str | None, bytes]:
 
 
 class AmiStreamParser:
-    """Stateful wrapper for one TCP session: banner first, then messages."""
+    """Stateful wrapper for one TCP session: banner first, then messages.
 
-    __slots__ = ("_buffer", "banner")
+    With ``wanted`` (event names), other events are only counted in :attr:`skipped`
+    (see :func:`parse_selected`); responses and ActionID messages are always kept.
+    """
 
-    def __init__(self, *, expect_banner: bool = True) -> None:
+    __slots__ = ("_buffer", "_keep", "banner", "skipped")
+
+    def __init__(self, *, expect_banner: bool = True, wanted: Iterable[str] | None = None) -> None:
         self.banner: str | None = None if expect_banner else ""
         self._buffer = b""
+        self._keep = None if wanted is None else event_lines(wanted)
+        self.skipped = 0
 
     @property
     def buffered(self) -> int:
@@ -168,7 +218,11 @@ class AmiStreamParser:
             if self.banner is None:
                 self._buffer = buffer
                 return []
-        messages, self._buffer = parse(buffer)
+        if self._keep is None:
+            messages, self._buffer = parse(buffer)
+            return messages
+        messages, skipped, self._buffer = parse_selected(buffer, self._keep)
+        self.skipped += skipped
         return messages
 
 

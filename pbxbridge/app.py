@@ -42,6 +42,7 @@ def ami_settings(config: Config) -> ami.AmiSettings:
         secret=c.secret,
         ping_interval=c.ping_interval_seconds,
         ping_timeout=c.ping_timeout_seconds,
+        wanted_events=events.WANTED_EVENTS,
     )
 
 

@@ -52,6 +52,13 @@ class HangupRequested:
 
     at: float
     ref: ChannelRef
+    cause: int = 0  # SoftHangupRequest: Asterisk's AST_SOFTHANGUP_* flags
+
+    @property
+    def by_shutdown(self) -> bool:
+        """AST_SOFTHANGUP_SHUTDOWN: Asterisk is stopping and hangs up every channel
+        (its Shutdown event only comes after these hang-ups)."""
+        return bool(self.cause & 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +190,15 @@ class Booted:
 
 
 @dataclass(frozen=True, slots=True)
+class PbxShutdown:
+    """Shutdown: Asterisk is stopping (or restarting); the hang-ups that follow are its
+    doing, not the callers'."""
+
+    at: float
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LiveChannel:
     """One CoreShowChannel item of a resynchronisation snapshot."""
 
@@ -213,6 +229,7 @@ Event = (
     | AgentAnswered
     | MemberStatus
     | Booted
+    | PbxShutdown
     | Snapshot
     | Classified
     | DispatchHooked
@@ -303,7 +320,7 @@ def _booted(m: Fields, at: float) -> Event:
 TRANSLATORS: Mapping[str, Translator] = {
     "Newchannel": lambda m, at: ChannelCreated(at, channel_ref(m)),
     "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
-    "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
+    "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m), _int(m.get("Cause"))),
     "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), _s(m, "Cause")),
     "UserEvent": _user_event,
     "BlindTransfer": lambda m, at: BlindTransferred(
@@ -338,6 +355,7 @@ TRANSLATORS: Mapping[str, Translator] = {
     "QueueMemberStatus": _member_status,
     "QueueMember": _member_status,
     "FullyBooted": _booted,
+    "Shutdown": lambda m, at: PbxShutdown(at, m.get("Restart") == "True"),
 }
 
 # Event names worth asking Asterisk for; everything else is noise to pbxbridge.

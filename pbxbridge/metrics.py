@@ -385,6 +385,12 @@ class AmiSession(Collector):
         )
         yield _counter("pbxbridge_ami_events", "AMI events received.", s.events_received)
         yield _counter(
+            "pbxbridge_ami_events_skipped",
+            "AMI events pbxbridge never uses, counted and dropped unparsed "
+            "(not in pbxbridge_ami_events).",
+            s.events_skipped,
+        )
+        yield _counter(
             "pbxbridge_ami_decode_errors",
             "AMI messages with bytes that are not valid UTF-8 (kept, marked).",
             s.decode_errors,

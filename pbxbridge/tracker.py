@@ -209,6 +209,10 @@ class Tracker:
         self._calls: dict[str, _Call] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._last_by_device: OrderedDict[str, CallRecord] = OrderedDict()
+        # Set by a shutdown hang-up (or the Shutdown event) until the next login's
+        # snapshot: hang-ups in between are the PBX's, so unanswered calls end
+        # interrupted, not abandoned.
+        self._pbx_stopping = False
 
     # -- queries (read by metrics and the HTTP API at scrape time) ---------------------
 
@@ -369,6 +373,8 @@ class Tracker:
         return [*effects, CallAnswered(call.record)]
 
     def _hangup_requested(self, e: ev.HangupRequested) -> list[Effect]:
+        if e.by_shutdown:
+            self._pbx_stopping = True
         call = self._calls.get(e.ref.linkedid)
         if (
             call is not None
@@ -385,6 +391,8 @@ class Tracker:
         call.channels.discard(e.ref.uniqueid)
         if call.record is not None and e.ref.uniqueid in call.caller_side:
             state = call.hangup_requested or call.state
+            if self._pbx_stopping and state is not State.TALKING:
+                return self._end(call, e.at, ("interrupted", None))
             return self._end(call, e.at, END_OF_CALL[state])
         if call.record is None and not call.channels:
             self._forget(call)
@@ -392,6 +400,7 @@ class Tracker:
 
     def _snapshot(self, e: ev.Snapshot) -> list[Effect]:
         """Resynchronise after a (re)connect: AMI has no replay, so trust only this."""
+        self._pbx_stopping = False
         live: dict[str, list[ev.LiveChannel]] = {}
         for ch in e.channels:
             live.setdefault(ch.ref.linkedid, []).append(ch)
@@ -410,6 +419,10 @@ class Tracker:
 
     def _booted(self, e: ev.Booted) -> list[Effect]:
         # A restart is handled by the snapshot that follows every login; nothing here.
+        return []
+
+    def _pbx_shutdown(self, e: ev.PbxShutdown) -> list[Effect]:
+        self._pbx_stopping = True
         return []
 
     # -- helpers ----------------------------------------------------------------------
@@ -550,6 +563,7 @@ HANDLERS: Mapping[type, Callable[[Tracker, ev.Event], list[Effect]]] = {
     ev.ChannelHungUp: Tracker._hung_up,  # type: ignore[dict-item]
     ev.Snapshot: Tracker._snapshot,  # type: ignore[dict-item]
     ev.Booted: Tracker._booted,  # type: ignore[dict-item]
+    ev.PbxShutdown: Tracker._pbx_shutdown,  # type: ignore[dict-item]
     ev.Classified: Tracker._classified,  # type: ignore[dict-item]
     ev.DispatchHooked: Tracker._dispatch_hooked,  # type: ignore[dict-item]
     ev.BlindTransferred: Tracker._blind_transferred,  # type: ignore[dict-item]

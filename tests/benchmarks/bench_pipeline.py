@@ -27,12 +27,10 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import io
 import json
 import os
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,8 +114,8 @@ def copy_call(t: Template, k: int, start: float) -> list[tuple[float, bytes]]:
     out = []
     for ts, raw in t.messages:
         at = ts + shift
-        raw = raw.replace(_ID, prefix).replace(b"CallerIDNum: 0812", b"CallerIDNum: " + number)
-        out.append((at, _TS.sub(b"\r\nTimestamp: %.6f\r\n" % at, raw, count=1)))
+        mine = raw.replace(_ID, prefix).replace(b"CallerIDNum: 0812", b"CallerIDNum: " + number)
+        out.append((at, _TS.sub(b"\r\nTimestamp: %.6f\r\n" % at, mine, count=1)))
     return out
 
 
@@ -398,17 +396,18 @@ async def live_run(rate: float, seconds: float, calls: int, wanted: bool) -> dic
         async with asyncio.timeout(seconds + 120):
             report = json.loads(await child.stdout.readline())
             await child.wait()
-            while not queue.empty():
+            while not queue.empty():  # noqa: ASYNC110 (a bounded benchmark poll)
                 await asyncio.sleep(0.01)
         await client.close()
         reader.cancel()
         consumer.cancel()
     state = client.state
-    seen = state.events_received + getattr(state, "events_skipped", 0)
+    # The server's FullyBooted is not part of the stream.
+    seen = state.events_received + getattr(state, "events_skipped", 0) - 1
     lags.sort()
     report |= {
         "received": seen,
-        "handled_per_s": len(lags) / (last - first) if last > first else 0.0,
+        "handled_per_s": seen / (last - first) if last > first else 0.0,
         "receive_per_s": seen / report["seconds"],
         "lag_p50": lags[len(lags) // 2] if lags else float("nan"),
         "lag_p99": lags[int(len(lags) * 0.99)] if lags else float("nan"),
@@ -429,8 +428,9 @@ def part_live(rows: list[Row], seconds: float, calls: int) -> None:
     )
     flat = asyncio.run(live_run(0, seconds, calls, wanted=True))
     print(
-        f"  flat out: {flat['sent']} events, {flat['received'] / flat['seconds']:,.0f} events/s "
-        f"end to end ({flat['seconds']:.1f} s), longest write {flat['max_block'] * 1000:.0f} ms"
+        f"  flat out: {flat['received']} events, {flat['handled_per_s']:,.0f} events/s "
+        f"parsed and handled, longest write {flat['max_block'] * 1000:.0f} ms "
+        "(the writer outruns the reader: blocking is expected here)"
     )
     lost = paced["sent"] - paced["received"]
     rows.append(
@@ -460,10 +460,10 @@ def part_live(rows: list[Row], seconds: float, calls: int) -> None:
     rows.append(
         Row(
             "live: flat-out events/s (capacity)",
-            f"{flat['received'] / flat['seconds']:,.0f}/s "
-            f"= {flat['received'] / flat['seconds'] / DISASTER_EVENTS_PER_S:.0f}x disaster",
+            f"{flat['handled_per_s']:,.0f}/s "
+            f"= {flat['handled_per_s'] / DISASTER_EVENTS_PER_S:.0f}x disaster",
             f">= {rate:,.0f}/s",
-            flat["received"] / flat["seconds"] >= rate,
+            flat["handled_per_s"] >= rate and flat["received"] == flat["sent"],
         )
     )
 
@@ -565,7 +565,7 @@ def memory_main(active: int, finished: int, budget: float) -> None:
     start = time.perf_counter()
     k = 2 * 10**7
     step = 10_000
-    while ended < finished and time.perf_counter() - start < budget:
+    while k - 2 * 10**7 < finished and time.perf_counter() - start < budget:
         for _ in range(step):
             for e in tpl[k % len(tpl)]:
                 ended += sum(isinstance(x, tr.CallEnded) for x in tracker.handle(_retag(e, k, 0)))
@@ -688,7 +688,7 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
                 start = time.monotonic()
                 for offset, m in msgs:
                     delay = start + offset - time.monotonic()
-                    if delay > 0:
+                    if delay > 0 and not burst:
                         await asyncio.sleep(delay)
                     queue.put_nowait(ami.AmiEvent(m, time.time()))
 
@@ -705,7 +705,10 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
                 ]
                 await feed()
                 async with asyncio.timeout(120):
+                    committed_at = 0.0
                     while not queue.empty() or len(backend.accepted()) < len(stamper.at):
+                        if not committed_at and queue.empty() and sink.committed == len(stamper.at):
+                            committed_at = time.monotonic()
                         await asyncio.sleep(0.005)
                     await sink.flush()
                 delivered_at = time.monotonic()
@@ -720,6 +723,7 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
         "committed": committed,
         "delivered": len(got),
         "seconds": elapsed,
+        "commit_seconds": (committed_at or delivered_at) - start,
         "p50": lat[len(lat) // 2],
         "p99": lat[int(len(lat) * 0.99)],
         "max": lat[-1],
@@ -733,7 +737,8 @@ def part_delivery(rows: list[Row], seconds: float, burst: int) -> None:
         print(
             f"  {factor:>2}x disaster ({DISASTER_CALLS_PER_MIN * factor:,} calls/min): "
             f"{r['incidents']} incidents, {r['delivered']} delivered, effect-to-POST "
-            f"p50 {r['p50'] * 1000:.1f} ms p99 {r['p99'] * 1000:.1f} ms max {r['max'] * 1000:.0f} ms"
+            f"p50 {r['p50'] * 1000:.1f} ms p99 {r['p99'] * 1000:.1f} ms "
+            f"max {r['max'] * 1000:.0f} ms"
         )
         ok = r["delivered"] == r["incidents"] == r["committed"] and r["p99"] < 0.05
         rows.append(
@@ -746,17 +751,19 @@ def part_delivery(rows: list[Row], seconds: float, burst: int) -> None:
         )
     r = asyncio.run(delivery_run(0, 0, burst=burst))
     rate = r["delivered"] / r["seconds"]
+    committed = r["committed"] / r["commit_seconds"]
     print(
-        f"  burst of {burst} calls: {r['incidents']} incidents committed and delivered "
-        f"in {r['seconds']:.2f} s ({rate:,.0f}/s)"
+        f"  burst of {burst} calls at once: {r['incidents']} incidents, all committed after "
+        f"{r['commit_seconds']:.2f} s ({committed:,.0f}/s), all delivered after "
+        f"{r['seconds']:.2f} s ({rate:,.0f}/s)"
     )
-    need = DISASTER_CALLS_PER_MIN / 60 * 3
+    need = DISASTER_CALLS_PER_MIN / 60 * 3  # ~3 incidents per call
     rows.append(
         Row(
-            "delivery: incidents/s, burst (capacity)",
-            f"{rate:,.0f}/s = {rate / need:.0f}x disaster",
-            f">= {need * 10:,.0f}/s (10x)",
-            rate >= need * 10,
+            "delivery: burst, committed / delivered per s",
+            f"{committed:,.0f} / {rate:,.0f} (= {rate / need:.1f}x disaster)",
+            "(reported: backlog drain)",
+            None,
         )
     )
 

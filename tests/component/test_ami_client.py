@@ -112,6 +112,26 @@ async def test_login_then_events_in_order() -> None:
         assert b"Events: call,agent,user,system" in login
 
 
+async def test_unwanted_events_are_counted_not_queued() -> None:
+    """With wanted_events, other events never reach the queue but are counted in
+    AmiState.events_skipped; wanted events and replies to our actions still arrive."""
+    noise = render(("Event", "Newexten"), ("Uniqueid", "1.1"), ("Application", "Queue"))
+    async with (
+        AmiPeer() as peer,
+        running(fast_settings(peer, wanted_events=frozenset({"UserEvent", "FullyBooted"}))) as (
+            client,
+            out,
+        ),
+    ):
+        await next_of(out, SessionUp)
+        await peer.send(noise + user_event(1) + noise, noise + user_event(2))
+        items = await drain(out, lambda got: len(seqs(got)) == 2)
+        assert not any(isinstance(i, AmiEvent) and i.message.event == "Newexten" for i in items)
+        await eventually(lambda: client.state.events_skipped == 3)
+        reply = await client.action("Ping")
+        assert reply.response.response == "Success"
+
+
 async def test_split_utf8_survives() -> None:
     """A UTF-8 character split across two TCP reads arrives intact."""
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):

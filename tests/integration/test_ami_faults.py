@@ -99,3 +99,46 @@ async def test_hung_asterisk_is_noticed_within_ten_seconds(lab: Lab, tmp_path: P
         assert len(daemon.events("ami_session_up")) == 2
     finally:
         daemon.stop()
+
+
+async def test_asterisk_restarts_mid_call(lab: Lab, tmp_path: Path) -> None:
+    """An Asterisk restart never turns a waiting caller into an abandoned call (interrupted,
+    once), pbxbridge reconnects by itself, and calls after it are measured normally."""
+    daemon = Daemon(write_config(lab, tmp_path)).start()
+    driver = await _link(lab, confs.DRIVER_USER, lab.settings.driver_secret, "off")
+    try:
+        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
+        gen = CallGenerator(driver)
+        quick = SCENARIOS["answered_quickly"]
+        talking = await gen.place(
+            dataclasses.replace(quick, variables={**quick.variables, "TALK": "30"})
+        )
+        held = SCENARIOS["abandoned_in_queue"]
+        waiting = await gen.place(
+            dataclasses.replace(held, variables={**held.variables, "PATIENCE": "30"})
+        )
+        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "call_answered", 10)
+        await driver.close()
+        await asyncio.to_thread(lab.stop)
+        await asyncio.to_thread(lab.start)
+        await asyncio.to_thread(
+            daemon.wait_for, lambda x: len(daemon.events("ami_session_up")) >= 2, 20
+        )
+        driver = await _link(lab, confs.DRIVER_USER, lab.settings.driver_secret, "off")
+        after = await CallGenerator(driver, run_id=f"{gen.run_id}r").place(quick)
+        await asyncio.to_thread(
+            daemon.wait_for,
+            lambda x: x.get("event") == "call_ended" and x["linkedid"] == after.linkedid,
+            15,
+        )
+    finally:
+        daemon.stop()
+        await driver.close()
+    ended = {x["linkedid"]: x for x in daemon.events("call_ended")}
+    assert len(ended) == len(daemon.events("call_ended")) == 3
+    # Answered before the restart: it was answered (the PBX ended the conversation).
+    assert ended[talking.linkedid]["outcome"] == "answered"
+    # Waiting when Asterisk stopped: the hang-up was the PBX's, not the caller's.
+    gone = ended[waiting.linkedid]
+    assert (gone["outcome"], gone["abandon_stage"]) == ("interrupted", None)
+    assert ended[after.linkedid]["outcome"] == "answered"

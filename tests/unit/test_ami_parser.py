@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbxbridge.ami_parser import AmiStreamParser, Message, format_action, parse, split_banner
+from pbxbridge.ami_parser import (
+    AmiStreamParser,
+    Message,
+    event_lines,
+    format_action,
+    parse,
+    parse_selected,
+    split_banner,
+)
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 
@@ -138,6 +146,84 @@ def test_any_chunking_equals_whole(
     whole = feed_all([stream])
     assert feed_all(pieces) == whole
     assert [list(m.fields) for m in whole] == messages
+
+
+WANTED = frozenset({"Hangup", "Newchannel"})
+
+
+def kept(m: Message) -> bool:
+    """What parse_selected must keep: a wanted event, any non-event, anything with an
+    ActionID (any case)."""
+    return (
+        m.fields[0][0] != "Event"
+        or m.fields[0][1] in WANTED
+        or any(k.casefold() == "actionid" for k, _ in m.fields)
+    )
+
+
+def test_selected_keeps_wanted_responses_and_action_replies_and_counts_the_rest() -> None:
+    """Unwanted events are counted, never returned; responses, ActionID messages (any
+    case, e.g. list items) and wanted events are returned in order."""
+    raw = (
+        b"Event: Newexten\r\nUniqueid: 1.1\r\n\r\n"
+        b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+        b"Response: Success\r\nActionID: a-1\r\n\r\n"
+        b"Event: QueueMember\r\nActionID: a-2\r\n\r\n"
+        b"Event: QueueParams\r\nactionid: a-2\r\n\r\n"
+        b"Event: VarSet\r\nValue: M\xff\r\n\r\n"
+        b"Event: Hangup\r\nUniqueid: 1.2"
+    )
+    messages, skipped, rest = parse_selected(raw, event_lines(WANTED))
+    assert [(m.event, m.response) for m in messages] == [
+        ("Hangup", None),
+        (None, "Success"),
+        ("QueueMember", None),
+        ("QueueParams", None),
+    ]
+    assert skipped == 2
+    assert rest == b"Event: Hangup\r\nUniqueid: 1.2"
+
+
+def test_selected_bare_lf_stream() -> None:
+    """The bare-LF framing path filters the same way."""
+    raw = b"Event: Newexten\nX: 1\n\nEvent: Hangup\nUniqueid: 1.1\n\n"
+    messages, skipped, rest = parse_selected(raw, event_lines(WANTED))
+    assert [m.fields for m in messages] == [(("Event", "Hangup"), ("Uniqueid", "1.1"))]
+    assert (skipped, rest) == (1, b"")
+
+
+event_names = st.sampled_from(["Hangup", "Newchannel", "Newexten", "VarSet", "Hangup2"])
+typed_messages = st.lists(
+    st.tuples(
+        st.sampled_from(["Event", "Response"]),
+        event_names,
+        st.lists(st.tuples(keys | st.sampled_from(["ActionID", "actionid"]), values), max_size=4),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(typed_messages, st.lists(st.integers(min_value=0), max_size=12), st.booleans())
+def test_selected_equals_parse_then_filter_under_any_chunking(
+    messages: list[tuple[str, str, list[tuple[str, str]]]], cuts: list[int], bare_lf: bool
+) -> None:
+    """With ``wanted``, a stream cut anywhere yields exactly parse()'s kept messages, and
+    skipped + kept = every message: nothing is lost silently."""
+    eol = "\n" if bare_lf else "\r\n"
+    text = "".join(
+        f"{head}: {name}{eol}" + "".join(f"{k}: {v}{eol}" for k, v in rest) + eol
+        for head, name, rest in messages
+    )
+    stream = BANNER + text.encode()
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    everything = feed_all([stream])
+    parser = AmiStreamParser(wanted=WANTED)
+    got = [m for piece in pieces for m in parser.feed(piece)]
+    assert got == [m for m in everything if kept(m)]
+    assert parser.skipped == len(everything) - len(got)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -322,10 +322,11 @@ def test_ami_session_counters_come_from_the_client_state_at_scrape_time() -> Non
     assert value(found, "pbxbridge_ami_reconnects_total") == 3
     assert value(found, "pbxbridge_pipeline_errors_total") == 1
     assert value(found, "pbxbridge_pipeline_backlog") == 7
-    state[0] = _ami_state(logged_in=True, events_received=42)
+    state[0] = replace(_ami_state(logged_in=True, events_received=42), events_skipped=7)
     found = samples(m)
     assert value(found, "pbxbridge_ami_up") == 1
     assert value(found, "pbxbridge_ami_events_total") == 42
+    assert value(found, "pbxbridge_ami_events_skipped_total") == 7
 
 
 def _ami_state(

@@ -196,3 +196,43 @@ def test_queue_membership_alone_makes_an_emergency_call() -> None:
     )
     [rec] = ended(effects)
     assert (rec.offered_at, rec.service, rec.outcome) == (50, "112", "abandoned")
+
+
+def test_a_shutdown_hangup_is_the_pbxs_not_the_callers() -> None:
+    """Hang-ups flagged AST_SOFTHANGUP_SHUTDOWN end unanswered calls as interrupted
+    (Asterisk's Shutdown event only arrives after them), until the next snapshot."""
+    t = tr.Tracker(S)
+    effects = run(
+        [*arrive(), ev.HangupRequested(105, R, cause=4), ev.ChannelHungUp(105, R, "0")], t
+    )
+    [rec] = ended(effects)
+    assert (rec.outcome, rec.abandon_stage) == ("interrupted", None)
+    r2 = ref("L2", "L2")
+    run([ev.Snapshot(200, ())], t)
+    later = [
+        ev.ChannelCreated(300, r2),
+        ev.Offered(300, r2, "112"),
+        ev.ChannelHungUp(301, r2, "16"),
+    ]
+    [rec2] = ended(run(later, t))
+    assert (rec2.outcome, rec2.abandon_stage) == ("abandoned", "before_queue")
+
+
+def test_restored_call_from_the_outbox_keeps_its_answer() -> None:
+    """A call restored after a restart keeps its answer time and ends answered once."""
+    t = tr.Tracker(S)
+    answered = tr.CallRecord(
+        "pbx:L1",
+        "L1",
+        "112",
+        "0812",
+        "",
+        offered_at=100.0,
+        queued_at=102.0,
+        answered_at=104.0,
+        queue="q112",
+    )
+    t.restore(answered)
+    run([ev.Snapshot(150, (live("L1", "L1", 50, bridged=True),))], t)
+    [rec] = ended(run([ev.ChannelHungUp(160, R, "16")], t))
+    assert (rec.outcome, rec.answer_seconds, rec.talk_seconds) == ("answered", 4.0, 56.0)
