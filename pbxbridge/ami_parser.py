@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 
 __all__ = [
@@ -47,13 +47,19 @@ class Message:
     fields: tuple[tuple[str, str], ...]
     decode_error: bool = False
     malformed_lines: int = 0
+    # First value per exact key: translation reads ~7 keys per event, and a dict lookup
+    # beats a scan of ~15-30 fields (the profile's top entry before this index).
+    _index: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", dict(reversed(self.fields)))
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """First value for ``key``: exact case first, since that is what Asterisk
         writes and is cheapest, then any case."""
-        for k, v in self.fields:
-            if k == key:
-                return v
+        value = self._index.get(key)
+        if value is not None:
+            return value
         folded = key.casefold()
         for k, v in self.fields:
             if k.casefold() == folded:
@@ -66,17 +72,19 @@ class Message:
         folded = key.casefold()
         return [v for k, v in self.fields if k.casefold() == folded]
 
+    # The three keys every message is routed on are looked up in Asterisk's exact case
+    # only: a miss (most events have no ActionID) must not cost a case-folding scan.
     @property
     def event(self) -> str | None:
-        return self.get("Event")
+        return self._index.get("Event")
 
     @property
     def response(self) -> str | None:
-        return self.get("Response")
+        return self._index.get("Response")
 
     @property
     def action_id(self) -> str | None:
-        return self.get("ActionID")
+        return self._index.get("ActionID")
 
 
 def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
