@@ -184,12 +184,20 @@ class OutboxDB:
         return added
 
     def mark_delivered(self, event_id: str, now: float) -> None:
-        with self._tx():
-            self.conn.execute(
-                "UPDATE events SET state = 'delivered', delivered_at = ?, attempts = attempts + 1,"
-                " last_error = NULL WHERE event_id = ? AND state = 'pending'",
-                (now, event_id),
-            )
+        # No fsync for this one: a "delivered" mark lost to an OS crash only re-sends the
+        # event under the same Idempotency-Key, and a process kill loses nothing (WAL).
+        # With an fsync per mark, a backlog drained at ~320 events/s (bench_pipeline).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx():
+                self.conn.execute(
+                    "UPDATE events SET state = 'delivered', delivered_at = ?,"
+                    " attempts = attempts + 1, last_error = NULL"
+                    " WHERE event_id = ? AND state = 'pending'",
+                    (now, event_id),
+                )
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
 
     def mark_failed(self, event_id: str, error: str, next_attempt_at: float) -> None:
         with self._tx():
