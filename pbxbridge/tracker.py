@@ -21,6 +21,40 @@ from dataclasses import dataclass, field, replace
 
 from pbxbridge import dialplan_vars as dv
 from pbxbridge import events as ev
+from pbxbridge.records import (
+    ABANDON_STAGES,
+    OUTCOMES,
+    Anomaly,
+    CallAnswered,
+    CallbackResult,
+    CallEnded,
+    CallOffered,
+    CallRecord,
+    CallUpdated,
+    Effect,
+    RingNoAnswer,
+)
+
+# The record and the effects live in records.py; users of the tracker find them here too.
+__all__ = [
+    "ABANDON_STAGES",
+    "END_OF_CALL",
+    "OUTCOMES",
+    "TRANSITIONS",
+    "Anomaly",
+    "CallAnswered",
+    "CallEnded",
+    "CallOffered",
+    "CallRecord",
+    "CallUpdated",
+    "CallbackResult",
+    "Effect",
+    "RingNoAnswer",
+    "State",
+    "Tracker",
+    "TrackerSettings",
+    "replay",
+]
 
 
 class State(enum.Enum):
@@ -55,115 +89,6 @@ END_OF_CALL: Mapping[State, tuple[str, str | None]] = {
     State.TALKING: ("answered", None),
     State.LEFT_QUEUE: ("unanswered", None),
 }
-
-OUTCOMES = ("answered", "abandoned", "unanswered", "interrupted")
-ABANDON_STAGES = ("before_queue", "queue", "ringing")
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """A call as the dispatch backend and the metrics see it (times: Unix seconds)."""
-
-    call_id: str
-    linkedid: str
-    service: str
-    caller_number: str
-    caller_name: str
-    offered_at: float
-    offered_at_estimated: bool = False  # adopted after a gap: from the channel's Duration
-    queued_at: float | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    queue: str | None = None
-    agent: str | None = None
-    queues: tuple[str, ...] = ()
-    ring_attempts: int = 0
-    ring_no_answer: int = 0
-    outcome: str | None = None
-    abandon_stage: str | None = None
-    category: str | None = None
-    dispatched_to: tuple[tuple[str, float], ...] = ()  # (agency, when), in order
-
-    @property
-    def answer_seconds(self) -> float | None:
-        if self.answered_at is None:
-            return None
-        return round(self.answered_at - self.offered_at, 6)
-
-    @property
-    def wait_seconds(self) -> float | None:
-        end = self.answered_at if self.answered_at is not None else self.ended_at
-        if self.queued_at is None or end is None:
-            return None
-        return round(max(0.0, end - self.queued_at), 6)
-
-    @property
-    def talk_seconds(self) -> float | None:
-        if self.answered_at is None or self.ended_at is None:
-            return None
-        return round(max(0.0, self.ended_at - self.answered_at), 6)
-
-    @property
-    def abandon_seconds(self) -> float | None:
-        if self.outcome != "abandoned" or self.ended_at is None:
-            return None
-        return round(self.ended_at - self.offered_at, 6)
-
-
-@dataclass(frozen=True, slots=True)
-class CallOffered:
-    record: CallRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CallAnswered:
-    record: CallRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    record: CallRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CallUpdated:
-    """A call taker classified or dispatched the call (during it or right after)."""
-
-    record: CallRecord
-    what: str  # "category" | "dispatch"
-    at: float  # when the call taker acted (Asterisk's Timestamp)
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackResult:
-    """The callback feature dialled an abandoned caller back (dialplan DIALSTATUS)."""
-
-    at: float
-    call_id: str
-    status: str
-    device: str
-
-
-@dataclass(frozen=True, slots=True)
-class RingNoAnswer:
-    at: float
-    service: str
-    queue: str
-    agent: str
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """Something the tracker did not expect; counted and logged by the shell."""
-
-    kind: str
-    linkedid: str
-    detail: str = ""
-
-
-Effect = (
-    CallOffered | CallAnswered | CallEnded | CallUpdated | CallbackResult | RingNoAnswer | Anomaly
-)
 
 
 @dataclass(frozen=True, slots=True)
