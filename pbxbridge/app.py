@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -22,8 +21,9 @@ from pbxbridge.callback_store import CallbackStore
 from pbxbridge.callbacks import Change
 from pbxbridge.config import Config
 from pbxbridge.metrics import Metrics
-from pbxbridge.outbox import OpenCall, Outbox, OutboxError, OutboxSink, interrupted, reconcile
+from pbxbridge.outbox import Outbox, OutboxError, OutboxSink
 from pbxbridge.pipeline import Item, Pipeline, Tick
+from pbxbridge.restart import reconciler
 from pbxbridge.sink import Delivery, DeliverySettings
 
 log = structlog.get_logger("pbxbridge.app")
@@ -64,26 +64,6 @@ async def _ticker(queue: asyncio.Queue[Item]) -> None:
         queue.put_nowait(Tick(time.time()))
 
 
-def _reconciler(
-    open_calls: list[OpenCall], tracker: tr.Tracker, outbox_sink: OutboxSink
-) -> Callable[[events.Snapshot], None]:
-    """After a restart, the first snapshot settles the calls the outbox says were open:
-    still live -> tracked again; gone -> ended as interrupted (no dangling call.offered)."""
-    pending = list(open_calls)
-
-    def settle(snapshot: events.Snapshot) -> None:
-        if not pending:
-            return
-        d = reconcile(pending, {ch.ref.linkedid for ch in snapshot.channels})
-        pending.clear()
-        for call in d.live:
-            tracker.restore(call.record)
-        outbox_sink.enqueue([interrupted(call, snapshot.at) for call in d.close])
-        log.info("restart_reconciled", still_live=len(d.live), closed=len(d.close))
-
-    return settle
-
-
 async def run(config: Config, shutdown: asyncio.Event) -> int:
     """Run the daemon until ``shutdown`` is set. Returns the process exit code."""
     log.info("pbxbridge_starting", pbx=config.pbx.name, ami=f"{config.ami.host}:{config.ami.port}")
@@ -121,7 +101,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         pipeline = Pipeline(
             tracker, [outbox_sink, desk, metrics], observe_lag=metrics.observe_event_lag
         )
-        pipeline.before_snapshot.append(_reconciler(open_calls, tracker, outbox_sink))
+        pipeline.before_snapshot.append(reconciler(open_calls, tracker, outbox_sink))
         client = ami.AmiClient(ami_settings(config), queue)  # type: ignore[arg-type]
         metrics.watch_calls(tracker)
         metrics.watch_members(pipeline.members.counts)

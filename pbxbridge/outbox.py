@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -558,29 +558,3 @@ class OutboxSink:
         if self._outstanding:
             await asyncio.gather(*list(self._outstanding))
         await self.outbox.flush()
-
-
-# -- reconciliation after a restart -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciliation:
-    """What to do with the calls the outbox says were open when pbxbridge stopped."""
-
-    close: tuple[OpenCall, ...]  # gone from the PBX: end them as interrupted
-    live: tuple[OpenCall, ...]  # still up in the PBX: keep tracking them
-
-
-def reconcile(open_calls: Iterable[OpenCall], live_linkedids: Collection[str]) -> Reconciliation:
-    """Split open calls by the first snapshot's live Linkedids. Pure."""
-    calls = list(open_calls)
-    return Reconciliation(
-        close=tuple(c for c in calls if c.linkedid not in live_linkedids),
-        live=tuple(c for c in calls if c.linkedid in live_linkedids),
-    )
-
-
-def interrupted(call: OpenCall, at: float) -> inc.Incident:
-    """The call.ended event closing ``call`` as interrupted at ``at`` (the snapshot time)."""
-    rec = replace(call.record, ended_at=at, outcome="interrupted", abandon_stage=None)
-    return inc.incident(rec, inc.ENDED, at)

@@ -19,9 +19,8 @@ from pbxbridge.outbox import (
     OutboxDB,
     OutboxError,
     OutboxSink,
-    interrupted,
-    reconcile,
 )
+from pbxbridge.restart import interrupted, reconcile
 from tests.support.calls import lifecycle, record
 
 
