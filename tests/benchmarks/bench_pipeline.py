@@ -40,8 +40,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from panoramisk.ami_protocol import AMIProtocol
-
 from pbxbridge import ami, logs, replay
 from pbxbridge import ami_parser as ap
 from pbxbridge import events as ev
@@ -51,6 +49,7 @@ from pbxbridge.metrics import Metrics
 from pbxbridge.outbox import Outbox, OutboxSink
 from pbxbridge.pipeline import Item, Pipeline
 from pbxbridge.sink import Delivery, DeliverySettings
+from tests.benchmarks.bench_ami_parser import run_panoramisk, run_split
 from tests.support.backend import Backend, serve
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
@@ -139,32 +138,7 @@ def emergency_calls(calls: int) -> int:
 
 
 # -- 1. replay ---------------------------------------------------------------------------
-
-
-def run_split(pieces: list[bytes]) -> int:
-    buffer, count = b"", 0
-    for piece in pieces:
-        parts = (buffer + piece).split(b"\r\n\r\n")
-        buffer = parts.pop()
-        count += len(parts)
-    return count
-
-
-def run_panoramisk(pieces: list[bytes]) -> int:
-    count = 0
-
-    class Counting(AMIProtocol):  # type: ignore[misc]
-        def handle_message(self, message: object) -> None:
-            nonlocal count
-            count += 1
-
-    proto = Counting()
-    proto.connection_made(None)
-    proto.log.disabled = True
-    proto.encoding = "utf8"
-    for piece in pieces:
-        proto.data_received(piece)
-    return count
+# The floor and the panoramisk reference are bench_ami_parser's, measured the same way.
 
 
 def _parser(wanted: frozenset[str] | None) -> Any:
