@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import sqlite3
@@ -126,14 +127,12 @@ def _replay(args: argparse.Namespace) -> int:
         except config.ConfigError as exc:
             print(f"pbxbridge: {args.config}: {exc}", file=sys.stderr)
             return 1
+    # Options override the config's values; everything else (agencies, categories, ...)
+    # stays as the config says.
     if args.pbx_name:
-        settings = tr.TrackerSettings(
-            args.pbx_name, settings.emergency_queues, settings.default_service
-        )
+        settings = dataclasses.replace(settings, pbx_name=args.pbx_name)
     if args.emergency_queue:
-        settings = tr.TrackerSettings(
-            settings.pbx_name, frozenset(args.emergency_queue), settings.default_service
-        )
+        settings = dataclasses.replace(settings, emergency_queues=frozenset(args.emergency_queue))
     try:
         data = replay.strip_header(args.file.read_bytes())
     except OSError as exc:

@@ -34,10 +34,14 @@ class ChannelRef:
 
     @property
     def device(self) -> str:
-        """The phone behind a channel name: ``PJSIP/1001-0000001a`` -> ``PJSIP/1001``,
-        ``Local/1001@agents-00000001;2`` -> ``Local/1001@agents``."""
-        name = self.channel.split(";", 1)[0]
-        return name.rsplit("-", 1)[0] if "-" in name else name
+        return device_of(self.channel)
+
+
+def device_of(channel: str) -> str:
+    """The phone behind a channel name: ``PJSIP/1001-0000001a`` -> ``PJSIP/1001``,
+    ``Local/1001@agents-00000001;2`` -> ``Local/1001@agents``."""
+    name = channel.split(";", 1)[0]
+    return name.rsplit("-", 1)[0] if "-" in name else name
 
 
 @dataclass(frozen=True, slots=True)

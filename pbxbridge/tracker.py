@@ -293,7 +293,7 @@ class Tracker:
             return [Anomaly("answered_twice", call.linkedid, e.queue)]
         effects = self._move(call, "agent_answered")
         call.ringing.clear()
-        call.agent_device = ev.ChannelRef("", "", e.agent_channel, "", "").device
+        call.agent_device = ev.device_of(e.agent_channel)
         call.record = replace(rec, answered_at=e.at, queue=e.queue, agent=e.agent)
         return [*effects, CallAnswered(call.record)]
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,16 @@ EXPECTED: dict[str, tuple[str, str | None, str | None, int, int]] = {
     "ring_no_answer_then_answered": ("answered", None, "calltakers", 2, 1),
     "overflow_to_backup": ("answered", None, "backup", 1, 0),
     "unanswered": ("unanswered", None, None, 0, 0),
+    "classified_during_call": ("answered", None, "calltakers", 1, 0),
+    "blind_transfer_to_fire": ("answered", None, "calltakers", 1, 0),
+    "attended_transfer_to_police": ("answered", None, "calltakers", 1, 0),
+}
+
+# transcript -> (category, agencies dispatched to), from the call taker's actions.
+HOOKED = {
+    "classified_during_call": ("prank", []),
+    "blind_transfer_to_fire": (None, ["fire"]),
+    "attended_transfer_to_police": (None, ["police"]),
 }
 
 
@@ -47,6 +60,31 @@ def test_each_scenario_yields_one_record_with_its_outcome(name: str) -> None:
     assert (rec.ring_attempts, rec.ring_no_answer) == (attempts, rna)
     assert rec.call_id == f"lab:{rec.linkedid}"
     assert rec.caller_number.startswith("0812") and rec.service == "112"
+
+
+@pytest.mark.parametrize("name", sorted(HOOKED))
+def test_classification_and_transfers_from_recorded_bytes(name: str) -> None:
+    """A DTMF classification and blind/attended transfers to agency numbers, as the lab
+    recorded them, reach the call's record."""
+    [rec] = records(load(name))
+    category, agencies = HOOKED[name]
+    assert rec.category == category
+    assert [agency for agency, _ in rec.dispatched_to] == agencies
+
+
+def test_replay_cli_keeps_the_configs_agencies(tmp_path: Path) -> None:
+    """`pbxbridge replay --config` uses the config's agency map, also with --pbx-name."""
+    cfg = tmp_path / "pbxbridge.toml"
+    blind = TRANSCRIPTS / "blind_transfer_to_fire.ami"
+    cfg.write_text('[ami]\nsecret = "x"\n[emergency]\nagencies = { "113" = "firebrigade" }\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "pbxbridge.cli", "replay", str(blind),
+         "--config", str(cfg), "--pbx-name", "north"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    [doc] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert doc["call_id"].startswith("north:")
+    assert [d["agency"] for d in doc["dispatched_to"]] == ["firebrigade"]
 
 
 @pytest.mark.parametrize("name", [*sorted(EXPECTED), "burst"])
