@@ -67,7 +67,8 @@ class DeliverySettings:
     connect_timeout_seconds: float = 2.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
-    probe_cap: float = 5.0  # backend-wide probe while it is down: recovery within ~5 s
+    # Backend-wide probe while it is down (never longer than backoff_cap): recovery ~5 s.
+    probe_cap: float = 5.0
     concurrency: int = 4
     # Fallback re-read of the outbox (picks up `pbxbridge outbox retry` from the CLI).
     poll_seconds: float = 5.0
@@ -325,7 +326,10 @@ class Delivery:
             # so a backend that comes back is noticed within seconds, not 30 s.
             self._down_until = max(
                 self._down_until,
-                now + backoff(self._failures, s.backoff_base, s.probe_cap, self._rnd),
+                now
+                + backoff(
+                    self._failures, s.backoff_base, min(s.probe_cap, s.backoff_cap), self._rnd
+                ),
             )
         await self.outbox.mark_failed(row.event_id, error, now + delay)
         log.warning(
