@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from itertools import repeat
+from operator import itemgetter
 
 __all__ = [
     "BANNER_PREFIX",
@@ -40,19 +40,67 @@ _ANY_END = re.compile(rb"\r?\n\r?\n")
 _ANY_EOL = re.compile(r"\r?\n")
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
-    """One AMI message (event or response) with its headers in wire order."""
+    """One AMI message (event or response) with its headers in wire order.
 
-    fields: tuple[tuple[str, str], ...]
-    decode_error: bool = False
-    malformed_lines: int = 0
-    # First value per exact key: translation reads ~7 keys per event, and a dict lookup
-    # beats a scan of ~15-30 fields (the profile's top entry before this index).
-    _index: dict[str, str] = field(init=False, repr=False, compare=False)
+    A plain slotted class built straight from the parsed pairs: building a frozen
+    dataclass, its field tuple and its index was a third of what a wanted event cost in
+    the replay benchmark (tests/benchmarks/bench_pipeline.py).
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", dict(reversed(self.fields)))
+    __slots__ = ("_index", "_pairs", "decode_error", "malformed_lines")
+
+    def __init__(
+        self,
+        fields: Iterable[tuple[str, str]] = (),
+        decode_error: bool = False,
+        malformed_lines: int = 0,
+    ) -> None:
+        self._set(list(fields), decode_error, malformed_lines)
+
+    @classmethod
+    def _of(cls, pairs: list[tuple[str, str]], decode_error: bool, malformed: int) -> Message:
+        msg = cls.__new__(cls)
+        msg._set(pairs, decode_error, malformed)
+        return msg
+
+    def _set(self, pairs: list[tuple[str, str]], decode_error: bool, malformed: int) -> None:
+        self._pairs = pairs
+        self.decode_error = decode_error
+        self.malformed_lines = malformed
+        # First value per exact key. Keys repeat rarely (ChanVariable, Command output),
+        # so the cheap build comes first and is redone first-wins only when it lost one.
+        index = dict(pairs)
+        if len(index) != len(pairs):
+            index = dict(reversed(pairs))
+        self._index = index
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._pairs)
+
+    @property
+    def index(self) -> Mapping[str, str]:
+        """First value per exact key: what the event translation reads (Asterisk writes
+        each key in one case; :meth:`get` also forgives other cases)."""
+        return self._index
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self._pairs, self.decode_error, self.malformed_lines) == (
+            other._pairs,
+            other.decode_error,
+            other.malformed_lines,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(fields={self.fields!r}, decode_error={self.decode_error!r}, "
+            f"malformed_lines={self.malformed_lines!r})"
+        )
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """First value for ``key``: exact case first, since that is what Asterisk
@@ -61,7 +109,7 @@ class Message:
         if value is not None:
             return value
         folded = key.casefold()
-        for k, v in self.fields:
+        for k, v in self._pairs:
             if k.casefold() == folded:
                 return v
         return default
@@ -70,7 +118,7 @@ class Message:
         """Every value for ``key`` (any case), in order: Command output and
         ChanVariable repeat their key."""
         folded = key.casefold()
-        return [v for k, v in self.fields if k.casefold() == folded]
+        return [v for k, v in self._pairs if k.casefold() == folded]
 
     # The three keys every message is routed on are looked up in Asterisk's exact case
     # only: a miss (most events have no ActionID) must not cost a case-folding scan.
@@ -87,15 +135,20 @@ class Message:
         return self._index.get("ActionID")
 
 
+_SEP = ": "
+_HAS_SEP = itemgetter(1)
+_KEY_VALUE = itemgetter(0, 2)
+
+
 def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
-    # Fast path, one C-level pass: every line is "Key: Value" (Asterisk writes
-    # "Key: " even for an empty value).
-    pairs = [(k, v) for k, sep, v in map(str.partition, lines, repeat(": ")) if sep]
-    if len(pairs) == len(lines):
-        return Message(tuple(pairs), decode_error)
+    # Fast path, every step C-level: each line is "Key: Value" (Asterisk writes "Key: "
+    # even for an empty value), split once at its first ": ".
+    parts = list(map(str.partition, lines, repeat(_SEP)))
+    if all(map(_HAS_SEP, parts)):
+        return Message._of(list(map(_KEY_VALUE, parts)), decode_error, 0)
     pairs, malformed = [], 0
     for line in lines:
-        key, sep, value = line.partition(": ")
+        key, sep, value = line.partition(_SEP)
         if not sep:
             if not line:
                 # Only possible as leading blank lines left by a stray extra terminator.
@@ -109,7 +162,7 @@ def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
         pairs.append((key, value))
     if not pairs and not malformed:
         return None
-    return Message(tuple(pairs), decode_error, malformed)
+    return Message._of(pairs, decode_error, malformed)
 
 
 def _decode(raw: bytes) -> tuple[str, bool]:

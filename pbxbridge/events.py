@@ -9,19 +9,18 @@ the receive time stands in and the event says so, so the shell can warn once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from pbxbridge import dialplan_vars as dv
+from pbxbridge.ami_parser import Message
+from pbxbridge.values import value
+
+# What translation reads: a message's first value per exact key (Message.index). Asterisk
+# writes every key in one case, and a C-level dict lookup per field is what keeps
+# translation cheap (Message.get's any-case fallback is for humans and odd peers).
+Fields = Mapping[str, str]
 
 
-class Fields(Protocol):
-    """What the translation needs from a parsed AMI message."""
-
-    def get(self, key: str, default: str | None = None) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
+@value
 class ChannelRef:
     """The channel an event is about: its ids and the caller as Asterisk saw them."""
 
@@ -44,13 +43,13 @@ def device_of(channel: str) -> str:
     return name.rsplit("-", 1)[0] if "-" in name else name
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ChannelCreated:
     at: float
     ref: ChannelRef
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HangupRequested:
     """HangupRequest / SoftHangupRequest: somebody asked this channel to go away."""
 
@@ -65,14 +64,14 @@ class HangupRequested:
         return bool(self.cause & 4)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ChannelHungUp:
     at: float
     ref: ChannelRef
     cause: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Offered:
     """The dialplan hook ``Gosub(pbxbridge,offered,1(SERVICE))`` ran on this channel."""
 
@@ -81,21 +80,21 @@ class Offered:
     service: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class QueueJoined:
     at: float
     ref: ChannelRef
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class QueueLeft:
     at: float
     ref: ChannelRef
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AgentRinging:
     """AgentCalled: a call taker's phone starts ringing for this caller."""
 
@@ -106,7 +105,7 @@ class AgentRinging:
     agent_uniqueid: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AgentNoAnswer:
     """AgentRingNoAnswer (its RingTime is in milliseconds, unlike AgentConnect's)."""
 
@@ -118,7 +117,7 @@ class AgentNoAnswer:
     ring_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AgentAnswered:
     """AgentConnect: the call taker is connected to the caller."""
 
@@ -130,7 +129,7 @@ class AgentAnswered:
     agent_channel: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Classified:
     """Hook ``classify``: a call taker's category for the call on this channel's
     Linkedid, or (after the call) for the last call of this channel's phone."""
@@ -140,7 +139,7 @@ class Classified:
     category: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DispatchHooked:
     """Hook ``dispatch``: the call was handed to an agency by radio or CAD."""
 
@@ -149,7 +148,7 @@ class DispatchHooked:
     agency: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BlindTransferred:
     at: float
     linkedid: str  # the transferee's (the caller's) Linkedid
@@ -157,14 +156,14 @@ class BlindTransferred:
     success: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AttendedTransferred:
     at: float
     linkedid: str
     success: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallbackDialed:
     """The callback feature's result, reported by the dialplan after its Dial."""
 
@@ -174,7 +173,7 @@ class CallbackDialed:
     status: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MemberStatus:
     """QueueMemberStatus (event) or QueueMember (QueueStatus list item)."""
 
@@ -185,7 +184,7 @@ class MemberStatus:
     paused: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Booted:
     """FullyBooted, synthesised at every login; a small uptime means a restart."""
 
@@ -193,7 +192,7 @@ class Booted:
     uptime: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PbxShutdown:
     """Shutdown: Asterisk is stopping (or restarting); the hang-ups that follow are its
     doing, not the callers'."""
@@ -202,7 +201,7 @@ class PbxShutdown:
     restart: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LiveChannel:
     """One CoreShowChannel item of a resynchronisation snapshot."""
 
@@ -213,7 +212,7 @@ class LiveChannel:
     bridged: bool
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Snapshot:
     """Every channel alive at ``at`` (CoreShowChannels, taken after each login)."""
 
@@ -254,18 +253,24 @@ def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
     return received_at, False
 
 
-def _s(msg: Fields, key: str) -> str:
-    return msg.get(key) or ""
-
-
-def channel_ref(msg: Fields, prefix: str = "") -> ChannelRef:
+def channel_ref(m: Fields, prefix: str = "") -> ChannelRef:
+    if prefix:
+        return ChannelRef(
+            m.get(prefix + "Uniqueid", ""),
+            m.get(prefix + "Linkedid", ""),
+            m.get(prefix + "Channel", ""),
+            m.get(prefix + "CallerIDNum", ""),
+            m.get(prefix + "CallerIDName", ""),
+            m.get(prefix + "Exten", ""),
+        )
+    # The unprefixed form is on every translated event: literal keys, no concatenation.
     return ChannelRef(
-        uniqueid=_s(msg, prefix + "Uniqueid"),
-        linkedid=_s(msg, prefix + "Linkedid"),
-        channel=_s(msg, prefix + "Channel"),
-        caller_number=_s(msg, prefix + "CallerIDNum"),
-        caller_name=_s(msg, prefix + "CallerIDName"),
-        exten=_s(msg, prefix + "Exten"),
+        m.get("Uniqueid", ""),
+        m.get("Linkedid", ""),
+        m.get("Channel", ""),
+        m.get("CallerIDNum", ""),
+        m.get("CallerIDName", ""),
+        m.get("Exten", ""),
     )
 
 
@@ -292,21 +297,21 @@ def _user_event(m: Fields, at: float) -> Event | None:
     """The dialplan hooks (dialplan/pbxbridge.conf), by UserEvent name."""
     name, ref = m.get("UserEvent"), channel_ref(m)
     if name == dv.USEREVENT_OFFERED:
-        return Offered(at, ref, _s(m, dv.HEADER_SERVICE))
+        return Offered(at, ref, m.get(dv.HEADER_SERVICE, ""))
     if name == dv.USEREVENT_CLASSIFY:
-        return Classified(at, ref, _s(m, dv.HEADER_CATEGORY))
+        return Classified(at, ref, m.get(dv.HEADER_CATEGORY, ""))
     if name == dv.USEREVENT_DISPATCH:
-        return DispatchHooked(at, ref, _s(m, dv.HEADER_AGENCY))
+        return DispatchHooked(at, ref, m.get(dv.HEADER_AGENCY, ""))
     if name == dv.USEREVENT_CALLBACK:
-        return CallbackDialed(at, ref, _s(m, dv.HEADER_CALL_ID), _s(m, dv.HEADER_STATUS))
+        return CallbackDialed(at, ref, m.get(dv.HEADER_CALL_ID, ""), m.get(dv.HEADER_STATUS, ""))
     return None
 
 
 def _member_status(m: Fields, at: float) -> Event:
     return MemberStatus(
         at,
-        _s(m, "Queue"),
-        _s(m, "MemberName") or _s(m, "Name"),
+        m.get("Queue", ""),
+        m.get("MemberName") or m.get("Name", ""),
         _int(m.get("Status")),
         m.get("Paused") == "1",
     )
@@ -325,36 +330,36 @@ TRANSLATORS: Mapping[str, Translator] = {
     "Newchannel": lambda m, at: ChannelCreated(at, channel_ref(m)),
     "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
     "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m), _int(m.get("Cause"))),
-    "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), _s(m, "Cause")),
+    "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), m.get("Cause", "")),
     "UserEvent": _user_event,
     "BlindTransfer": lambda m, at: BlindTransferred(
-        at, _s(m, "TransfereeLinkedid"), _s(m, "Extension"), m.get("Result") == "Success"
+        at, m.get("TransfereeLinkedid", ""), m.get("Extension", ""), m.get("Result") == "Success"
     ),
     "AttendedTransfer": lambda m, at: AttendedTransferred(
         at,
-        _s(m, "TransfereeLinkedid") or _s(m, "OrigTransfererLinkedid"),
+        m.get("TransfereeLinkedid") or m.get("OrigTransfererLinkedid", ""),
         m.get("Result") == "Success",
     ),
-    "QueueCallerJoin": lambda m, at: QueueJoined(at, channel_ref(m), _s(m, "Queue")),
-    "QueueCallerLeave": lambda m, at: QueueLeft(at, channel_ref(m), _s(m, "Queue")),
+    "QueueCallerJoin": lambda m, at: QueueJoined(at, channel_ref(m), m.get("Queue", "")),
+    "QueueCallerLeave": lambda m, at: QueueLeft(at, channel_ref(m), m.get("Queue", "")),
     "AgentCalled": lambda m, at: AgentRinging(
-        at, channel_ref(m), _s(m, "Queue"), _s(m, "MemberName"), _s(m, "DestUniqueid")
+        at, channel_ref(m), m.get("Queue", ""), m.get("MemberName", ""), m.get("DestUniqueid", "")
     ),
     "AgentRingNoAnswer": lambda m, at: AgentNoAnswer(
         at,
         channel_ref(m),
-        _s(m, "Queue"),
-        _s(m, "MemberName"),
-        _s(m, "DestUniqueid"),
+        m.get("Queue", ""),
+        m.get("MemberName", ""),
+        m.get("DestUniqueid", ""),
         _int(m.get("RingTime")),
     ),
     "AgentConnect": lambda m, at: AgentAnswered(
         at,
         channel_ref(m),
-        _s(m, "Queue"),
-        _s(m, "MemberName"),
-        _s(m, "DestUniqueid"),
-        _s(m, "DestChannel"),
+        m.get("Queue", ""),
+        m.get("MemberName", ""),
+        m.get("DestUniqueid", ""),
+        m.get("DestChannel", ""),
     ),
     "QueueMemberStatus": _member_status,
     "QueueMember": _member_status,
@@ -366,27 +371,27 @@ TRANSLATORS: Mapping[str, Translator] = {
 WANTED_EVENTS = frozenset(TRANSLATORS) | {"CoreShowChannel", "CoreShowChannelsComplete"}
 
 
-def translate(msg: Fields, received_at: float) -> tuple[Event | None, bool]:
+def translate(msg: Message, received_at: float) -> tuple[Event | None, bool]:
     """The typed event for an AMI event message (or None), and whether it had a Timestamp."""
-    name = msg.get("Event")
-    fn = TRANSLATORS.get(name or "")
+    fields = msg.index
+    fn = TRANSLATORS.get(fields.get("Event", ""))
     if fn is None:
         return None, True
-    at, stamped = event_time(msg, received_at)
-    return fn(msg, at), stamped
+    at, stamped = event_time(fields, received_at)
+    return fn(fields, at), stamped
 
 
-def snapshot(items: Sequence[Fields], at: float) -> Snapshot:
+def snapshot(items: Sequence[Message], at: float) -> Snapshot:
     """A Snapshot from CoreShowChannel list items."""
     channels = tuple(
         LiveChannel(
-            ref=channel_ref(m),
-            duration=parse_duration(_s(m, "Duration")),
-            application=_s(m, "Application"),
-            application_data=_s(m, "ApplicationData"),
-            bridged=bool(m.get("BridgeId")),
+            ref=channel_ref(m.index),
+            duration=parse_duration(m.index.get("Duration", "")),
+            application=m.index.get("Application", ""),
+            application_data=m.index.get("ApplicationData", ""),
+            bridged=bool(m.index.get("BridgeId")),
         )
         for m in items
-        if m.get("Event") == "CoreShowChannel"
+        if m.event == "CoreShowChannel"
     )
     return Snapshot(at, channels)

@@ -19,12 +19,19 @@ member's name), stage, state, status, kind. Never a caller number, never a Linke
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from pbxbridge import callbacks as cb
 from pbxbridge import tracker as tr
@@ -157,12 +164,8 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.event_lag = Histogram(
-            "pbxbridge_ami_event_lag_seconds",
-            "Receive time minus the event's AMI Timestamp (negative values count as 0).",
-            buckets=LAG_BUCKETS,
-            registry=r,
-        )
+        self.event_lag = EventLag(LAG_BUCKETS)
+        r.register(self.event_lag)
         self.classified = Counter(
             "pbxbridge_calls_classified",
             "Call takers' classifications of emergency calls (a reclassification counts).",
@@ -273,7 +276,7 @@ class Metrics:
             self.talk_time.labels(service, queue).observe(rec.talk_seconds)
 
     def observe_event_lag(self, seconds: float) -> None:
-        self.event_lag.observe(max(0.0, seconds))
+        self.event_lag.observe(seconds)
 
     # -- scrape-time sources --------------------------------------------------------
 
@@ -302,6 +305,38 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of everything in the registry."""
         return generate_latest(self.registry)
+
+
+class EventLag(Collector):
+    """``pbxbridge_ami_event_lag_seconds``: observed once per AMI event, so a plain
+    bucket count (a bisect and an increment, 0.2 µs) instead of prometheus_client's
+    Histogram (a lock and a loop over the buckets, 1 µs: 5% of a wanted event's cost in
+    the replay benchmark). Written by the pipeline task only; a scrape copies the
+    counts, so it reads a consistent histogram (at worst one event behind in the sum).
+    """
+
+    def __init__(self, buckets: Iterable[float]) -> None:
+        self._bounds = tuple(sorted(buckets))
+        self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)  # a negative lag is clock skew, counted as 0
+        self._counts[bisect_left(self._bounds, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counts, total_sum = list(self._counts), self._sum
+        cumulative, buckets = 0, []
+        for bound, n in zip((*map(floatToGoString, self._bounds), "+Inf"), counts, strict=True):
+            cumulative += n
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "pbxbridge_ami_event_lag_seconds",
+            "Receive time minus the event's AMI Timestamp (negative values count as 0).",
+            buckets=buckets,
+            sum_value=total_sum,
+        )
 
 
 class LiveCalls(Collector):

@@ -85,30 +85,36 @@ class Pipeline:
             self.stats.handler_errors += 1
             log.exception("pipeline_handler_error", item=type(item).__name__)
             return []
-        self.apply(effects)
+        if effects:  # most events change state without an outward effect
+            self.apply(effects)
         return effects
 
+    def _event(self, item: ami.AmiEvent) -> list[tr.Effect]:
+        self.stats.events += 1
+        received_at = item.received_at
+        event, stamped = ev.translate(item.message, received_at)
+        if event is None:
+            self.stats.untranslated += 1
+            return []
+        if not stamped:
+            if not isinstance(event, ev.Booted):
+                # FullyBooted is synthesised at login without a Timestamp.
+                self._no_timestamp()
+        else:
+            lag = self.stats.last_lag_seconds = received_at - event.at
+            if self._observe_lag is not None:
+                self._observe_lag(lag)
+        if isinstance(event, ev.MemberStatus):
+            self.members.update(event)
+        return self.tracker.handle(event)
+
     def _effects(self, item: Item) -> list[tr.Effect]:
+        # Nearly every item is an event: one type test instead of a class pattern.
+        if type(item) is ami.AmiEvent:
+            return self._event(item)
         match item:
-            case ami.AmiEvent(message=msg, received_at=received_at):
-                self.stats.events += 1
-                event, stamped = ev.translate(msg, received_at)
-                if event is None:
-                    self.stats.untranslated += 1
-                    return []
-                if not stamped:
-                    if not isinstance(event, ev.Booted):
-                        # FullyBooted is synthesised at login without a Timestamp.
-                        self._no_timestamp()
-                else:
-                    lag = self.stats.last_lag_seconds = received_at - event.at
-                    if self._observe_lag is not None:
-                        self._observe_lag(lag)
-                if isinstance(event, ev.MemberStatus):
-                    self.members.update(event)
-                return self.tracker.handle(event)
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
-                stamp = ev.event_time(items[-1], at)[0] if items else at
+                stamp = ev.event_time(items[-1].index, at)[0] if items else at
                 snapshot = ev.snapshot(items, stamp)
                 for hook in self.before_snapshot:
                     hook(snapshot)
