@@ -421,17 +421,19 @@ class AmiClient:
         if message.decode_error:
             self._decode_errors += 1
             self._log.warning("ami_decode_error", ami_event=message.event)
-        if message.malformed_lines:
-            self._malformed_lines += message.malformed_lines
-            self._log.warning("ami_malformed_lines", ami_event=message.event)
         action_id = message.action_id
         if action_id is None or not action_id.startswith(self._id_prefix):
             if message.event is not None:
+                # Read field by field downstream; the pipeline counts odd lines of
+                # the events it has to parse in full.
                 self._events_received += 1
                 self._out.put_nowait(AmiEvent(message, now))
             else:
                 self._log.info("ami_unsolicited_response", response=message.response)
             return
+        if message.malformed_lines:
+            self._malformed_lines += message.malformed_lines
+            self._log.warning("ami_malformed_lines", ami_event=message.event)
         p = self._pending.get(action_id)
         if p is None:
             # A late reply to an action that timed out, or OriginateResponse after an

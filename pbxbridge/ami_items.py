@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pbxbridge.ami_parser import Message
+from pbxbridge.values import value
 
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 ActionSpec = tuple[str, tuple[tuple[str, str], ...]]
@@ -35,7 +36,7 @@ class AmiSettings:
     wanted_events: frozenset[str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value  # one per AMI event: built on the hot path
 class AmiEvent:
     message: Message
     received_at: float

@@ -19,10 +19,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
+from typing import overload
 
 __all__ = [
     "BANNER_PREFIX",
     "AmiStreamParser",
+    "Keys",
     "Message",
     "event_lines",
     "format_action",
@@ -43,12 +45,21 @@ _ANY_EOL = re.compile(r"\r?\n")
 class Message:
     """One AMI message (event or response) with its headers in wire order.
 
-    A plain slotted class built straight from the parsed pairs: building a frozen
-    dataclass, its field tuple and its index was a third of what a wanted event cost in
-    the replay benchmark (tests/benchmarks/bench_pipeline.py).
+    A message from the wire is parsed lazily: it keeps its text, and :meth:`get` of a
+    key written as ``Key: Value`` is two ``str.find`` and a slice. An event carries ~20
+    lines of which translation reads ~8; splitting all of them into pairs and a dict
+    was 60% of what a wanted event cost in the replay benchmark
+    (tests/benchmarks/bench_pipeline.py). Anything else (a miss, another case,
+    :attr:`fields`, :meth:`get_all`, :attr:`malformed_lines`) parses the whole message
+    once, with the same rules as before: nothing is lost, odd lines are counted.
     """
 
-    __slots__ = ("_index", "_pairs", "decode_error", "malformed_lines")
+    __slots__ = ("_index", "_malformed", "_pairs", "_text", "decode_error")
+    _index: dict[str, str] | None  # None until parsed in full
+    _pairs: list[tuple[str, str]]
+    _malformed: int
+    _text: str  # CRLF + the message's lines, for a lazily parsed message
+    decode_error: bool
 
     def __init__(
         self,
@@ -56,40 +67,58 @@ class Message:
         decode_error: bool = False,
         malformed_lines: int = 0,
     ) -> None:
-        self._set(list(fields), decode_error, malformed_lines)
+        self._text = ""
+        self.decode_error = decode_error
+        self._set(list(fields), malformed_lines)
 
     @classmethod
-    def _of(cls, pairs: list[tuple[str, str]], decode_error: bool, malformed: int) -> Message:
+    def _lazy(cls, text: str, decode_error: bool) -> Message:
+        """``text``: one message's lines joined by CRLF, the first one not empty."""
         msg = cls.__new__(cls)
-        msg._set(pairs, decode_error, malformed)
+        # A leading CRLF puts the first line's key after one too: one needle form.
+        msg._text = "\r\n" + text
+        msg.decode_error = decode_error
+        msg._index = None
         return msg
 
-    def _set(self, pairs: list[tuple[str, str]], decode_error: bool, malformed: int) -> None:
+    def _set(self, pairs: list[tuple[str, str]], malformed: int) -> dict[str, str]:
         self._pairs = pairs
-        self.decode_error = decode_error
-        self.malformed_lines = malformed
+        self._malformed = malformed
         # First value per exact key. Keys repeat rarely (ChanVariable, Command output),
         # so the cheap build comes first and is redone first-wins only when it lost one.
         index = dict(pairs)
         if len(index) != len(pairs):
             index = dict(reversed(pairs))
         self._index = index
+        return index
+
+    def _parsed(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = self._set(*_pairs(self._text[2:].split("\r\n")))
+        return index
+
+    @property
+    def parsed(self) -> bool:
+        """Whether the whole message has been split into fields (and checked)."""
+        return self._index is not None
 
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
+        self._parsed()
         return tuple(self._pairs)
 
     @property
-    def index(self) -> Mapping[str, str]:
-        """First value per exact key: what the event translation reads (Asterisk writes
-        each key in one case; :meth:`get` also forgives other cases)."""
-        return self._index
+    def malformed_lines(self) -> int:
+        """Lines without a colon, skipped (parses the message)."""
+        self._parsed()
+        return self._malformed
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
             return NotImplemented
-        return (self._pairs, self.decode_error, self.malformed_lines) == (
-            other._pairs,
+        return (self.fields, self.decode_error, self.malformed_lines) == (
+            other.fields,
             other.decode_error,
             other.malformed_lines,
         )
@@ -102,10 +131,32 @@ class Message:
             f"malformed_lines={self.malformed_lines!r})"
         )
 
+    def _find(self, key: str) -> str | None:
+        """The value of the first ``Key: `` line in the unparsed text, or None."""
+        text = self._text
+        needle = "\r\n" + key + ": "
+        start = text.find(needle)
+        if start < 0:
+            return None
+        start += len(needle)
+        end = text.find("\r\n", start)
+        return text[start:end] if end >= 0 else text[start:]
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+    @overload
+    def get(self, key: str, default: str | None) -> str | None: ...
     def get(self, key: str, default: str | None = None) -> str | None:
         """First value for ``key``: exact case first, since that is what Asterisk
         writes and is cheapest, then any case."""
-        value = self._index.get(key)
+        if self._index is None:
+            found = self._find(key)
+            if found is not None:
+                return found
+        index = self._parsed()
+        value = index.get(key)
         if value is not None:
             return value
         folded = key.casefold()
@@ -117,22 +168,57 @@ class Message:
     def get_all(self, key: str) -> list[str]:
         """Every value for ``key`` (any case), in order: Command output and
         ChanVariable repeat their key."""
+        self._parsed()
         folded = key.casefold()
         return [v for k, v in self._pairs if k.casefold() == folded]
 
+    def pick(self, keys: Keys) -> Sequence[str]:
+        """The values of ``keys`` ("" when absent), in their order: one call per
+        translated event. When the keys are where and in the order Asterisk writes
+        them, one regular expression match reads them all (first occurrences, in
+        order); otherwise the message is parsed in full and :meth:`get` answers."""
+        if self._index is None:
+            found = keys.pattern.match(self._text)
+            if found is not None:
+                return found.groups()
+        return [self.get(name, "") for name in keys.names]
+
     # The three keys every message is routed on are looked up in Asterisk's exact case
-    # only: a miss (most events have no ActionID) must not cost a case-folding scan.
+    # only: a miss (most events have no ActionID) must not cost a parse or a scan.
+    def _exact(self, key: str) -> str | None:
+        index = self._index
+        return self._find(key) if index is None else index.get(key)
+
     @property
     def event(self) -> str | None:
-        return self._index.get("Event")
+        text = self._text
+        if self._index is None and text.startswith("\r\nEvent: "):
+            end = text.find("\r\n", 9)
+            return text[9:end] if end >= 0 else text[9:]
+        return self._exact("Event")
 
     @property
     def response(self) -> str | None:
-        return self._index.get("Response")
+        return self._exact("Response")
 
     @property
     def action_id(self) -> str | None:
-        return self._index.get("ActionID")
+        return self._exact("ActionID")
+
+
+class Keys:
+    """Header names read together from many messages (one event type's fields), in
+    the order Asterisk writes them, compiled once into one regular expression: each
+    name at the start of a line, after any lines, after the previous name. Values run
+    to the CR of the CRLF (Asterisk escapes CR and LF inside a caller's name)."""
+
+    __slots__ = ("names", "pattern")
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+        self.pattern = re.compile(
+            "".join(rf"(?:\r\n[^\r]*)*?\r\n{re.escape(name)}: ([^\r]*)" for name in names)
+        )
 
 
 _SEP = ": "
@@ -140,12 +226,13 @@ _HAS_SEP = itemgetter(1)
 _KEY_VALUE = itemgetter(0, 2)
 
 
-def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
+def _pairs(lines: list[str]) -> tuple[list[tuple[str, str]], int]:
+    """(key, value) pairs of ``lines`` and the number of lines without a colon."""
     # Fast path, every step C-level: each line is "Key: Value" (Asterisk writes "Key: "
     # even for an empty value), split once at its first ": ".
     parts = list(map(str.partition, lines, repeat(_SEP)))
     if all(map(_HAS_SEP, parts)):
-        return Message._of(list(map(_KEY_VALUE, parts)), decode_error, 0)
+        return list(map(_KEY_VALUE, parts)), 0
     pairs, malformed = [], 0
     for line in lines:
         key, sep, value = line.partition(_SEP)
@@ -160,9 +247,21 @@ def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
             # "Key:" or "Key:Value": keep it, an empty value included.
             value = value.removeprefix(" ")
         pairs.append((key, value))
+    return pairs, malformed
+
+
+def _message(text: str, decode_error: bool) -> Message | None:
+    """One CRLF-framed message, or None for a run of empty lines."""
+    if text and text[0] not in "\r\n":
+        return Message._lazy(text, decode_error)
+    return _message_from_lines(text.split("\r\n"), decode_error)
+
+
+def _message_from_lines(lines: list[str], decode_error: bool) -> Message | None:
+    pairs, malformed = _pairs(lines)
     if not pairs and not malformed:
         return None
-    return Message._of(pairs, decode_error, malformed)
+    return Message(pairs, decode_error, malformed)
 
 
 def _decode(raw: bytes) -> tuple[str, bool]:
@@ -172,14 +271,22 @@ def _decode(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="replace"), True
 
 
-def parse(buffer: bytes) -> tuple[list[Message], bytes]:
+def _all_crlf(buffer: bytes, crlf: bool | None) -> bool:
+    # Two counts over a 64 KiB read cost as much as splitting it: a session that
+    # already showed its line ends (AmiStreamParser) says so instead.
+    return crlf if crlf is not None else buffer.count(b"\n") == buffer.count(b"\r\n")
+
+
+def parse(buffer: bytes, crlf: bool | None = None) -> tuple[list[Message], bytes]:
     """Split ``buffer`` into complete messages and the leftover (incomplete) bytes.
+    ``crlf``: every line ends in CRLF (True), lines may end in a bare LF (False), or
+    look at the buffer (None).
 
     Never raises on content: malformed lines and invalid UTF-8 are recorded on the
     message, not dropped.
     """
     messages: list[Message] = []
-    if buffer.count(b"\n") == buffer.count(b"\r\n"):
+    if _all_crlf(buffer, crlf):
         end = buffer.rfind(_CRLF_END)
         if end < 0:
             return messages, buffer
@@ -191,7 +298,7 @@ def parse(buffer: bytes) -> tuple[list[Message], bytes]:
         except UnicodeDecodeError:
             bodies = [_decode(raw) for raw in complete.split(_CRLF_END)]
         for text, bad in bodies:
-            msg = _message_from_lines(text.split("\r\n"), bad)
+            msg = _message(text, bad)
             if msg is not None:
                 messages.append(msg)
         return messages, leftover
@@ -205,38 +312,67 @@ def parse(buffer: bytes) -> tuple[list[Message], bytes]:
     return messages, leftover
 
 
-def event_lines(names: Iterable[str]) -> frozenset[bytes]:
-    """The first lines (``b"Event: Name"``) of the events :func:`parse_selected` keeps."""
-    return frozenset(f"Event: {name}".encode() for name in names)
+def event_lines(names: Iterable[str]) -> frozenset[str]:
+    """The first lines (``Event: Name``) of the events :func:`parse_selected` keeps."""
+    return frozenset(f"Event: {name}" for name in names)
 
 
-def parse_selected(buffer: bytes, keep: frozenset[bytes]) -> tuple[list[Message], int, bytes]:
+# How an action's reply and list items are told from events: Asterisk writes this key in
+# this case, and the AMI client routes on it in this case (Message.action_id).
+_ACTION_ID = "\r\nActionID: "
+
+
+def parse_selected(
+    buffer: bytes, keep: frozenset[str], crlf: bool | None = None
+) -> tuple[list[Message], int, bytes]:
     """:func:`parse`, building messages only for responses, messages carrying an
-    ActionID (any case: action lists such as QueueMember items) and the events whose
-    first line is in ``keep`` (see :func:`event_lines`). Returns (messages, number of
-    events skipped, leftover). A skipped event is never decoded, so it is counted as
-    skipped, never as a decode error or a malformed line."""
-    if buffer.count(b"\n") == buffer.count(b"\r\n"):
+    ActionID (list items such as QueueMember) and the events whose first line is in
+    ``keep`` (see :func:`event_lines`). Returns (messages, number of events skipped,
+    leftover). A skipped event is counted as skipped, never as a decode error or a
+    malformed line."""
+    messages: list[Message] = []
+    skipped = 0
+    if _all_crlf(buffer, crlf):
         end = buffer.rfind(_CRLF_END)
         if end < 0:
-            return [], 0, buffer
-        leftover, eol = buffer[end + 4 :], b"\r\n"
-        pieces = buffer[:end].split(_CRLF_END)
+            return messages, 0, buffer
+        complete, leftover = buffer[:end], buffer[end + 4 :]
+        try:
+            # One decode for the whole batch, as in parse(): the test of a first line
+            # is then a slice and a set lookup per message.
+            texts = complete.decode("utf-8").split("\r\n\r\n")
+        except UnicodeDecodeError:
+            texts = []
+        if texts:
+            for text in texts:
+                # Inlined _kept(): this loop runs for every message of the stream.
+                if text.startswith("Event: "):
+                    cut = text.find("\r\n")
+                    if (text if cut < 0 else text[:cut]) not in keep and _ACTION_ID not in text:
+                        skipped += 1
+                        continue
+                msg = _message(text, False)
+                if msg is not None:
+                    messages.append(msg)
+            return messages, skipped, leftover
+        pieces, eol = complete.split(_CRLF_END), b"\r\n"
     else:
         pieces = _ANY_END.split(buffer)
         leftover, eol = pieces.pop(), b"\n"
-    messages: list[Message] = []
-    skipped = 0
+    # Some bytes are not UTF-8 (or lines end in a bare LF): message by message, and a
+    # skipped event is never decoded.
     for raw in pieces:
         if raw.startswith(b"Event: "):
             cut = raw.find(eol)
             first = raw if cut < 0 else raw[:cut].rstrip(b"\r")
-            if first not in keep and b"actionid" not in raw.lower():
+            if first.decode("utf-8", errors="replace") not in keep and b"\nActionID: " not in raw:
                 skipped += 1
                 continue
         text, bad = _decode(raw)
-        lines = text.split("\r\n") if eol == b"\r\n" else _ANY_EOL.split(text)
-        msg = _message_from_lines(lines, bad)
+        if eol == b"\r\n":
+            msg = _message(text, bad)
+        else:
+            msg = _message_from_lines(_ANY_EOL.split(text), bad)
         if msg is not None:
             messages.append(msg)
     return messages, skipped, leftover
@@ -257,14 +393,19 @@ class AmiStreamParser:
 
     With ``wanted`` (event names), other events are only counted in :attr:`skipped`
     (see :func:`parse_selected`); responses and ActionID messages are always kept.
+
+    The first line end after the banner sets the session's framing: CRLF (what
+    Asterisk writes), or bare LF accepted too (hand-written or proxied streams). In a
+    CRLF session a bare LF is part of a value, as Asterisk's own lines never hold one.
     """
 
-    __slots__ = ("_buffer", "_keep", "banner", "skipped")
+    __slots__ = ("_buffer", "_crlf", "_keep", "banner", "skipped")
 
     def __init__(self, *, expect_banner: bool = True, wanted: Iterable[str] | None = None) -> None:
         self.banner: str | None = None if expect_banner else ""
         self._buffer = b""
         self._keep = None if wanted is None else event_lines(wanted)
+        self._crlf: bool | None = None
         self.skipped = 0
 
     @property
@@ -279,10 +420,17 @@ class AmiStreamParser:
             if self.banner is None:
                 self._buffer = buffer
                 return []
+        crlf = self._crlf
+        if crlf is None:
+            eol = buffer.find(b"\n")
+            if eol < 0:
+                self._buffer = buffer
+                return []
+            crlf = self._crlf = buffer[eol - 1 : eol] == b"\r"
         if self._keep is None:
-            messages, self._buffer = parse(buffer)
+            messages, self._buffer = parse(buffer, crlf or None)
             return messages
-        messages, skipped, self._buffer = parse_selected(buffer, self._keep)
+        messages, skipped, self._buffer = parse_selected(buffer, self._keep, crlf or None)
         self.skipped += skipped
         return messages
 

@@ -105,7 +105,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         client = ami.AmiClient(ami_settings(config), queue)  # type: ignore[arg-type]
         metrics.watch_calls(tracker)
         metrics.watch_members(pipeline.members.counts)
-        metrics.watch_ami(lambda: client.state)
+        metrics.watch_ami(lambda: client.state, lambda: pipeline.stats.malformed_lines)
         metrics.watch_pipeline(lambda: pipeline.stats, queue.qsize)
         metrics.watch_callbacks(desk.book.pending)
         metrics.watch_delivery(delivery.stats)

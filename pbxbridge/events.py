@@ -9,15 +9,21 @@ the receive time stands in and the event says so, so the shell can warn once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, overload
 
 from pbxbridge import dialplan_vars as dv
-from pbxbridge.ami_parser import Message
+from pbxbridge.ami_parser import Keys, Message
 from pbxbridge.values import value
 
-# What translation reads: a message's first value per exact key (Message.index). Asterisk
-# writes every key in one case, and a C-level dict lookup per field is what keeps
-# translation cheap (Message.get's any-case fallback is for humans and odd peers).
-Fields = Mapping[str, str]
+
+class Fields(Protocol):
+    """What translation reads from a parsed AMI message (ami_parser.Message)."""
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+    def pick(self, keys: Keys) -> Sequence[str]: ...
 
 
 @value
@@ -253,25 +259,32 @@ def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
     return received_at, False
 
 
-def channel_ref(m: Fields, prefix: str = "") -> ChannelRef:
-    if prefix:
-        return ChannelRef(
-            m.get(prefix + "Uniqueid", ""),
-            m.get(prefix + "Linkedid", ""),
-            m.get(prefix + "Channel", ""),
-            m.get(prefix + "CallerIDNum", ""),
-            m.get(prefix + "CallerIDName", ""),
-            m.get(prefix + "Exten", ""),
-        )
-    # The unprefixed form is on every translated event: literal keys, no concatenation.
-    return ChannelRef(
-        m.get("Uniqueid", ""),
-        m.get("Linkedid", ""),
-        m.get("Channel", ""),
-        m.get("CallerIDNum", ""),
-        m.get("CallerIDName", ""),
-        m.get("Exten", ""),
-    )
+# Every channel event carries Asterisk's channel snapshot; these are the fields of it
+# pbxbridge reads, in the order Asterisk writes them, picked in one call together with
+# the event's own fields that follow it (see ami_parser.Keys).
+_CHANNEL = ("Channel", "CallerIDNum", "CallerIDName", "Exten", "Uniqueid", "Linkedid")
+
+
+def _ref(v: Sequence[str]) -> ChannelRef:
+    """The ChannelRef from values picked with ``_CHANNEL`` first."""
+    return ChannelRef(v[4], v[5], v[0], v[1], v[2], v[3])
+
+
+def _picker(*extra: str) -> Keys:
+    return Keys(*_CHANNEL, *extra)
+
+
+_CHANNEL_ONLY = _picker()
+_WITH_CAUSE = _picker("Cause")
+_WITH_QUEUE = _picker("Queue")
+_WITH_USEREVENT = _picker("UserEvent")
+_AGENT = _picker("DestUniqueid", "Queue", "MemberName")
+_AGENT_NO_ANSWER = _picker("DestUniqueid", "Queue", "MemberName", "RingTime")
+_AGENT_CONNECT = _picker("DestChannel", "DestUniqueid", "Queue", "MemberName")
+
+
+def channel_ref(m: Fields) -> ChannelRef:
+    return _ref(m.pick(_CHANNEL_ONLY))
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -295,7 +308,8 @@ Translator = Callable[[Fields, float], "Event | None"]
 
 def _user_event(m: Fields, at: float) -> Event | None:
     """The dialplan hooks (dialplan/pbxbridge.conf), by UserEvent name."""
-    name, ref = m.get("UserEvent"), channel_ref(m)
+    v = m.pick(_WITH_USEREVENT)
+    name, ref = v[6], _ref(v)
     if name == dv.USEREVENT_OFFERED:
         return Offered(at, ref, m.get(dv.HEADER_SERVICE, ""))
     if name == dv.USEREVENT_CLASSIFY:
@@ -305,6 +319,41 @@ def _user_event(m: Fields, at: float) -> Event | None:
     if name == dv.USEREVENT_CALLBACK:
         return CallbackDialed(at, ref, m.get(dv.HEADER_CALL_ID, ""), m.get(dv.HEADER_STATUS, ""))
     return None
+
+
+def _agent_ringing(m: Fields, at: float) -> Event:
+    v = m.pick(_AGENT)
+    return AgentRinging(at, _ref(v), v[7], v[8], v[6])
+
+
+def _agent_no_answer(m: Fields, at: float) -> Event:
+    v = m.pick(_AGENT_NO_ANSWER)
+    return AgentNoAnswer(at, _ref(v), v[7], v[8], v[6], _int(v[9]))
+
+
+def _agent_answered(m: Fields, at: float) -> Event:
+    v = m.pick(_AGENT_CONNECT)
+    return AgentAnswered(at, _ref(v), v[8], v[9], v[7], v[6])
+
+
+def _soft_hangup(m: Fields, at: float) -> Event:
+    v = m.pick(_WITH_CAUSE)
+    return HangupRequested(at, _ref(v), _int(v[6]))
+
+
+def _hangup(m: Fields, at: float) -> Event:
+    v = m.pick(_WITH_CAUSE)
+    return ChannelHungUp(at, _ref(v), v[6])
+
+
+def _queue_joined(m: Fields, at: float) -> Event:
+    v = m.pick(_WITH_QUEUE)
+    return QueueJoined(at, _ref(v), v[6])
+
+
+def _queue_left(m: Fields, at: float) -> Event:
+    v = m.pick(_WITH_QUEUE)
+    return QueueLeft(at, _ref(v), v[6])
 
 
 def _member_status(m: Fields, at: float) -> Event:
@@ -329,8 +378,8 @@ def _booted(m: Fields, at: float) -> Event:
 TRANSLATORS: Mapping[str, Translator] = {
     "Newchannel": lambda m, at: ChannelCreated(at, channel_ref(m)),
     "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
-    "SoftHangupRequest": lambda m, at: HangupRequested(at, channel_ref(m), _int(m.get("Cause"))),
-    "Hangup": lambda m, at: ChannelHungUp(at, channel_ref(m), m.get("Cause", "")),
+    "SoftHangupRequest": _soft_hangup,
+    "Hangup": _hangup,
     "UserEvent": _user_event,
     "BlindTransfer": lambda m, at: BlindTransferred(
         at, m.get("TransfereeLinkedid", ""), m.get("Extension", ""), m.get("Result") == "Success"
@@ -340,27 +389,11 @@ TRANSLATORS: Mapping[str, Translator] = {
         m.get("TransfereeLinkedid") or m.get("OrigTransfererLinkedid", ""),
         m.get("Result") == "Success",
     ),
-    "QueueCallerJoin": lambda m, at: QueueJoined(at, channel_ref(m), m.get("Queue", "")),
-    "QueueCallerLeave": lambda m, at: QueueLeft(at, channel_ref(m), m.get("Queue", "")),
-    "AgentCalled": lambda m, at: AgentRinging(
-        at, channel_ref(m), m.get("Queue", ""), m.get("MemberName", ""), m.get("DestUniqueid", "")
-    ),
-    "AgentRingNoAnswer": lambda m, at: AgentNoAnswer(
-        at,
-        channel_ref(m),
-        m.get("Queue", ""),
-        m.get("MemberName", ""),
-        m.get("DestUniqueid", ""),
-        _int(m.get("RingTime")),
-    ),
-    "AgentConnect": lambda m, at: AgentAnswered(
-        at,
-        channel_ref(m),
-        m.get("Queue", ""),
-        m.get("MemberName", ""),
-        m.get("DestUniqueid", ""),
-        m.get("DestChannel", ""),
-    ),
+    "QueueCallerJoin": _queue_joined,
+    "QueueCallerLeave": _queue_left,
+    "AgentCalled": _agent_ringing,
+    "AgentRingNoAnswer": _agent_no_answer,
+    "AgentConnect": _agent_answered,
     "QueueMemberStatus": _member_status,
     "QueueMember": _member_status,
     "FullyBooted": _booted,
@@ -373,23 +406,22 @@ WANTED_EVENTS = frozenset(TRANSLATORS) | {"CoreShowChannel", "CoreShowChannelsCo
 
 def translate(msg: Message, received_at: float) -> tuple[Event | None, bool]:
     """The typed event for an AMI event message (or None), and whether it had a Timestamp."""
-    fields = msg.index
-    fn = TRANSLATORS.get(fields.get("Event", ""))
+    fn = TRANSLATORS.get(msg.event or "")
     if fn is None:
         return None, True
-    at, stamped = event_time(fields, received_at)
-    return fn(fields, at), stamped
+    at, stamped = event_time(msg, received_at)
+    return fn(msg, at), stamped
 
 
 def snapshot(items: Sequence[Message], at: float) -> Snapshot:
     """A Snapshot from CoreShowChannel list items."""
     channels = tuple(
         LiveChannel(
-            ref=channel_ref(m.index),
-            duration=parse_duration(m.index.get("Duration", "")),
-            application=m.index.get("Application", ""),
-            application_data=m.index.get("ApplicationData", ""),
-            bridged=bool(m.index.get("BridgeId")),
+            ref=channel_ref(m),
+            duration=parse_duration(m.get("Duration", "")),
+            application=m.get("Application", ""),
+            application_data=m.get("ApplicationData", ""),
+            bridged=bool(m.get("BridgeId")),
         )
         for m in items
         if m.event == "CoreShowChannel"

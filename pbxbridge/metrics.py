@@ -286,8 +286,10 @@ class Metrics:
     def watch_members(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
         self.registry.register(QueueMembers(counts, self.queues))
 
-    def watch_ami(self, state: Callable[[], AmiState]) -> None:
-        self.registry.register(AmiSession(state))
+    def watch_ami(
+        self, state: Callable[[], AmiState], malformed_event_lines: Callable[[], int] = lambda: 0
+    ) -> None:
+        self.registry.register(AmiSession(state, malformed_event_lines))
 
     def watch_pipeline(
         self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]
@@ -404,8 +406,9 @@ class QueueMembers(Collector):
 
 
 class AmiSession(Collector):
-    def __init__(self, state: Callable[[], AmiState]) -> None:
+    def __init__(self, state: Callable[[], AmiState], event_lines: Callable[[], int]) -> None:
         self._state = state
+        self._malformed_in_events = event_lines
 
     def collect(self) -> Iterator[Metric]:
         s = self._state()
@@ -432,8 +435,9 @@ class AmiSession(Collector):
         )
         yield _counter(
             "pbxbridge_ami_malformed_lines",
-            "AMI lines without a colon (skipped).",
-            s.malformed_lines,
+            "AMI lines without a colon (skipped), in action replies and in the events "
+            "whose fields were not all found as Asterisk writes them.",
+            s.malformed_lines + self._malformed_in_events(),
         )
         yield _counter("pbxbridge_ami_received_bytes", "Bytes read from AMI.", s.bytes_received)
 

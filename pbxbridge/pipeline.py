@@ -47,6 +47,7 @@ class PipelineStats:
     untranslated: int = 0
     missing_timestamp: int = 0
     handler_errors: int = 0
+    malformed_lines: int = 0  # in events (the AMI client counts those in replies)
     last_lag_seconds: float | None = None
 
 
@@ -91,8 +92,13 @@ class Pipeline:
 
     def _event(self, item: ami.AmiEvent) -> list[tr.Effect]:
         self.stats.events += 1
-        received_at = item.received_at
-        event, stamped = ev.translate(item.message, received_at)
+        received_at, msg = item.received_at, item.message
+        event, stamped = ev.translate(msg, received_at)
+        if msg.parsed and msg.malformed_lines:
+            # Translation reads fields lazily; it parsed this one in full because a
+            # field was not where Asterisk writes it.
+            self.stats.malformed_lines += msg.malformed_lines
+            log.warning("ami_malformed_lines", ami_event=msg.event)
         if event is None:
             self.stats.untranslated += 1
             return []
@@ -114,7 +120,7 @@ class Pipeline:
             return self._event(item)
         match item:
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
-                stamp = ev.event_time(items[-1].index, at)[0] if items else at
+                stamp = ev.event_time(items[-1], at)[0] if items else at
                 snapshot = ev.snapshot(items, stamp)
                 for hook in self.before_snapshot:
                     hook(snapshot)

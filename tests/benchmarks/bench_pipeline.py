@@ -53,6 +53,10 @@ from tests.benchmarks.bench_ami_parser import run_panoramisk, run_split
 from tests.support.backend import Backend, serve
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
+# The same calls recorded as a client asking for everything sees them (read = all,
+# Events: on): ~100 messages a call, 80% of them VarSet, Newexten, TestEvent, ...
+# (python -m tests.lab.record --full). The issue's "real-shaped" stream.
+STREAMS = Path(__file__).resolve().parent / "streams"
 # Recorded single calls (burst and resync_mid_call hold several calls and a resync).
 CALLS = (
     "answered_quickly",
@@ -88,11 +92,11 @@ class Template:
     messages: tuple[tuple[float, bytes], ...]  # (Timestamp, raw message with its end)
 
 
-def templates() -> list[Template]:
+def templates(source: Path = TRANSCRIPTS) -> list[Template]:
     """Each recorded call's events: no login reply, no FullyBooted, no action lists."""
     out = []
     for name in CALLS:
-        data = replay.strip_header((TRANSCRIPTS / f"{name}.ami").read_bytes())
+        data = replay.strip_header((source / f"{name}.ami").read_bytes())
         _, data = ap.split_banner(data)
         msgs = []
         for raw in data.split(b"\r\n\r\n"):
@@ -118,9 +122,11 @@ def copy_call(t: Template, k: int, start: float) -> list[tuple[float, bytes]]:
     return out
 
 
-def stream_messages(calls: int, gap: float = CALL_GAP) -> list[tuple[float, bytes]]:
+def stream_messages(
+    calls: int, gap: float = CALL_GAP, source: Path = TRANSCRIPTS
+) -> list[tuple[float, bytes]]:
     """``calls`` calls started ``gap`` s apart, every message in Timestamp order."""
-    tpl = templates()
+    tpl = templates(source)
     msgs: list[tuple[float, bytes]] = []
     for k in range(calls):
         msgs += copy_call(tpl[k % len(tpl)], k, T0 + k * gap)
@@ -196,8 +202,8 @@ def has_filter() -> bool:
     return True
 
 
-def part_replay(calls: int, rows: list[Row]) -> None:
-    msgs = stream_messages(calls)
+def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: bool) -> None:
+    msgs = stream_messages(calls, source=source)
     stream = b"".join(raw for _, raw in msgs)
     pieces = chunks(stream)
     n, mb = len(msgs), len(stream) / 1e6
@@ -205,7 +211,7 @@ def part_replay(calls: int, rows: list[Row]) -> None:
         1 for _, raw in msgs if raw[7 : raw.index(b"\r\n")].decode() in ev.WANTED_EVENTS
     )
     print(
-        f"\n[1] replay: {calls} calls, {n} messages ({wanted_share / n:.0%} wanted), "
+        f"\n[1] replay, {label}: {calls} calls, {n} messages ({wanted_share / n:.0%} wanted), "
         f"{mb:.1f} MB, {len(pieces)} chunks of 64 KiB; best of 3"
     )
     runs: list[tuple[str, Callable[[], int]]] = [
@@ -236,15 +242,15 @@ def part_replay(calls: int, rows: list[Row]) -> None:
     ratio = best / rates["panoramisk 1.4 parser"]
     rows.append(
         Row(
-            "replay: full pipeline / panoramisk parser",
+            f"replay ({label}): pipeline / panoramisk parser",
             f"{ratio:.2f}x ({best:,.0f} msgs/s)",
-            ">= 4x",
-            ratio >= 4,
+            ">= 4x" if judged else "(reported)",
+            ratio >= 4 if judged else None,
         )
     )
     rows.append(
         Row(
-            "replay: full pipeline / bytes.split floor",
+            f"replay ({label}): pipeline / bytes.split floor",
             f"{best / rates['bytes.split floor']:.3f}",
             "(reference)",
             None,
@@ -789,7 +795,8 @@ def main(argv: list[str]) -> int:
     print(f"pbxbridge pipeline benchmark; parser filter: {'on' if has_filter() else 'absent'}")
     with quiet_logs():
         if "replay" in only:
-            part_replay(calls, rows)
+            part_replay(calls, rows, STREAMS, "Events: on", judged=True)
+            part_replay(calls, rows, TRANSCRIPTS, "pbxbridge's mask", judged=False)
         if "live" in only:
             part_live(rows, seconds=10, calls=calls)
         if "memory" in only:

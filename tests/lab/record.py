@@ -1,11 +1,15 @@
 """Record raw AMI transcripts from the lab, one scenario per file, for the unit tests.
 
-    python -m tests.lab.record [SCENARIO ...]     (as root; default: every scenario)
+    python -m tests.lab.record [--full] [SCENARIO ...]   (as root; default: every scenario)
 
 Each file starts with ``#`` header lines saying how it was captured, then the exact
 bytes Asterisk sent to an AMI session logged in as the lab's pbxbridge user with
 pbxbridge's event mask (banner, login reply, events, and for ``resync_mid_call`` the
 CoreShowChannels and QueueStatus replies taken while calls were up).
+
+``--full`` records what a client that asks for everything gets (a user with
+``read = all``, ``Events: on``: dialplan steps, variables, device states, ...) into
+tests/benchmarks/streams/: the real-shaped stream of the replay benchmark.
 """
 
 from __future__ import annotations
@@ -20,31 +24,37 @@ from tests.lab.asterisk import REPO, Lab
 from tests.lab.calls import BURST, SCENARIOS, CallGenerator, wait_idle
 
 OUT = REPO / "tests" / "transcripts"
+FULL_OUT = REPO / "tests" / "benchmarks" / "streams"
 EVENT_MASK = "call,agent,user,system"
 
 
-def header(name: str, lab: Lab, note: str) -> bytes:
+def header(name: str, lab: Lab, note: str, *, full: bool = False) -> bytes:
     version = lab.rx("core show version").strip().splitlines()[0]
+    user, mask = (confs.DRIVER_USER, "on") if full else (confs.PBXBRIDGE_USER, EVENT_MASK)
+    flag = "--full " if full else ""
     lines = [
         f"pbxbridge AMI transcript: {name}",
-        f"captured {time.strftime('%Y-%m-%d')} by `python -m tests.lab.record {name}`",
-        f"from the lab ({version}), user {confs.PBXBRIDGE_USER}, Events: {EVENT_MASK}",
+        f"captured {time.strftime('%Y-%m-%d')} by `python -m tests.lab.record {flag}{name}`",
+        f"from the lab ({version}), user {user}, Events: {mask}",
         note,
         "everything after this header is the raw byte stream, CRLF line ends",
     ]
     return "".join(f"# {line}\n" for line in lines).encode()
 
 
-async def record(names: list[str]) -> None:
+async def record(names: list[str], *, full: bool = False) -> None:
     with Lab() as lab:
         s = lab.settings
         drv = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
         await drv.connect()
         gen = CallGenerator(drv, run_id="rec")
         for name in names:
-            rec = AmiLink(
-                "127.0.0.1", s.ami_port, confs.PBXBRIDGE_USER, s.pbxbridge_secret, EVENT_MASK
-            )
+            if full:
+                rec = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, "on")
+            else:
+                rec = AmiLink(
+                    "127.0.0.1", s.ami_port, confs.PBXBRIDGE_USER, s.pbxbridge_secret, EVENT_MASK
+                )
             await rec.connect()
             note = "one call of this scenario, placed by tests/lab/calls.py"
             if name == "burst":
@@ -66,15 +76,18 @@ async def record(names: list[str]) -> None:
             await wait_idle(drv)
             await asyncio.sleep(0.3)
             await rec.close()
-            path = OUT / f"{name}.ami"
-            path.write_bytes(header(name, lab, note) + bytes(rec.raw))
+            path = (FULL_OUT if full else OUT) / f"{name}.ami"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(header(name, lab, note, full=full) + bytes(rec.raw))
             print(f"recorded {path.relative_to(REPO)} ({len(rec.raw)} bytes)", flush=True)
         await drv.close()
 
 
 def main() -> None:
-    names = sys.argv[1:] or [*SCENARIOS, BURST.name, "resync_mid_call"]
-    asyncio.run(record(names))
+    args = sys.argv[1:]
+    full = "--full" in args
+    names = [a for a in args if a != "--full"] or [*SCENARIOS, BURST.name, "resync_mid_call"]
+    asyncio.run(record(names, full=full))
 
 
 if __name__ == "__main__":
