@@ -9,6 +9,7 @@ the receive time stands in and the event says so, so the shell can warn once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, overload
 
 from pbxbridge import dialplan_vars as dv
@@ -248,9 +249,7 @@ Event = (
 )
 
 
-def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
-    """Asterisk's Timestamp when present and sane, else the receive time (and False)."""
-    raw = msg.get("Timestamp")
+def _time(raw: str, received_at: float) -> tuple[float, bool]:
     if raw:
         try:
             return float(raw), True
@@ -259,32 +258,27 @@ def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
     return received_at, False
 
 
+def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
+    """Asterisk's Timestamp when present and sane, else the receive time (and False)."""
+    return _time(msg.get("Timestamp", ""), received_at)
+
+
 # Every channel event carries Asterisk's channel snapshot; these are the fields of it
-# pbxbridge reads, in the order Asterisk writes them, picked in one call together with
-# the event's own fields that follow it (see ami_parser.Keys).
+# pbxbridge reads, in the order Asterisk writes them. A translation picks them in one
+# call (see ami_parser.Keys), after the Timestamp and before the event's own fields.
 _CHANNEL = ("Channel", "CallerIDNum", "CallerIDName", "Exten", "Uniqueid", "Linkedid")
 
 
-def _ref(v: Sequence[str]) -> ChannelRef:
-    """The ChannelRef from values picked with ``_CHANNEL`` first."""
-    return ChannelRef(v[4], v[5], v[0], v[1], v[2], v[3])
+def _ref(v: Sequence[str], at: int = 1) -> ChannelRef:
+    """The ChannelRef from values picked with ``_CHANNEL`` starting at index ``at``."""
+    return ChannelRef(v[at + 4], v[at + 5], v[at], v[at + 1], v[at + 2], v[at + 3])
 
 
-def _picker(*extra: str) -> Keys:
-    return Keys(*_CHANNEL, *extra)
-
-
-_CHANNEL_ONLY = _picker()
-_WITH_CAUSE = _picker("Cause")
-_WITH_QUEUE = _picker("Queue")
-_WITH_USEREVENT = _picker("UserEvent")
-_AGENT = _picker("DestUniqueid", "Queue", "MemberName")
-_AGENT_NO_ANSWER = _picker("DestUniqueid", "Queue", "MemberName", "RingTime")
-_AGENT_CONNECT = _picker("DestChannel", "DestUniqueid", "Queue", "MemberName")
+_CHANNEL_ONLY = Keys(*_CHANNEL)  # list items (CoreShowChannel) carry no Timestamp
 
 
 def channel_ref(m: Fields) -> ChannelRef:
-    return _ref(m.pick(_CHANNEL_ONLY))
+    return _ref(m.pick(_CHANNEL_ONLY), 0)
 
 
 def _int(value: str | None, default: int = 0) -> int:
@@ -303,13 +297,29 @@ def parse_duration(value: str) -> float:
         return 0.0
 
 
-Translator = Callable[[Fields, float], "Event | None"]
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """How one AMI event type becomes a typed event: the fields it reads, Timestamp
+    first and then in the order Asterisk writes them, and the builder given the
+    message, those values and the event's time."""
+
+    keys: Keys
+    build: Callable[[Fields, Sequence[str], float], Event | None]
 
 
-def _user_event(m: Fields, at: float) -> Event | None:
+def _channel_event(
+    build: Callable[[Fields, Sequence[str], float], Event | None], *extra: str
+) -> Translation:
+    return Translation(Keys("Timestamp", *_CHANNEL, *extra), build)
+
+
+def _other_event(build: Callable[[Fields, Sequence[str], float], Event | None]) -> Translation:
+    return Translation(Keys("Timestamp"), build)
+
+
+def _user_event(m: Fields, v: Sequence[str], at: float) -> Event | None:
     """The dialplan hooks (dialplan/pbxbridge.conf), by UserEvent name."""
-    v = m.pick(_WITH_USEREVENT)
-    name, ref = v[6], _ref(v)
+    name, ref = v[7], _ref(v)
     if name == dv.USEREVENT_OFFERED:
         return Offered(at, ref, m.get(dv.HEADER_SERVICE, ""))
     if name == dv.USEREVENT_CLASSIFY:
@@ -321,42 +331,7 @@ def _user_event(m: Fields, at: float) -> Event | None:
     return None
 
 
-def _agent_ringing(m: Fields, at: float) -> Event:
-    v = m.pick(_AGENT)
-    return AgentRinging(at, _ref(v), v[7], v[8], v[6])
-
-
-def _agent_no_answer(m: Fields, at: float) -> Event:
-    v = m.pick(_AGENT_NO_ANSWER)
-    return AgentNoAnswer(at, _ref(v), v[7], v[8], v[6], _int(v[9]))
-
-
-def _agent_answered(m: Fields, at: float) -> Event:
-    v = m.pick(_AGENT_CONNECT)
-    return AgentAnswered(at, _ref(v), v[8], v[9], v[7], v[6])
-
-
-def _soft_hangup(m: Fields, at: float) -> Event:
-    v = m.pick(_WITH_CAUSE)
-    return HangupRequested(at, _ref(v), _int(v[6]))
-
-
-def _hangup(m: Fields, at: float) -> Event:
-    v = m.pick(_WITH_CAUSE)
-    return ChannelHungUp(at, _ref(v), v[6])
-
-
-def _queue_joined(m: Fields, at: float) -> Event:
-    v = m.pick(_WITH_QUEUE)
-    return QueueJoined(at, _ref(v), v[6])
-
-
-def _queue_left(m: Fields, at: float) -> Event:
-    v = m.pick(_WITH_QUEUE)
-    return QueueLeft(at, _ref(v), v[6])
-
-
-def _member_status(m: Fields, at: float) -> Event:
+def _member_status(m: Fields, v: Sequence[str], at: float) -> Event:
     return MemberStatus(
         at,
         m.get("Queue", ""),
@@ -366,7 +341,7 @@ def _member_status(m: Fields, at: float) -> Event:
     )
 
 
-def _booted(m: Fields, at: float) -> Event:
+def _booted(m: Fields, v: Sequence[str], at: float) -> Event:
     uptime = m.get("Uptime")
     try:
         return Booted(at, float(uptime) if uptime else None)
@@ -375,29 +350,56 @@ def _booted(m: Fields, at: float) -> Event:
 
 
 # The table of contents of what pbxbridge reads from AMI: event name -> translation.
-TRANSLATORS: Mapping[str, Translator] = {
-    "Newchannel": lambda m, at: ChannelCreated(at, channel_ref(m)),
-    "HangupRequest": lambda m, at: HangupRequested(at, channel_ref(m)),
-    "SoftHangupRequest": _soft_hangup,
-    "Hangup": _hangup,
-    "UserEvent": _user_event,
-    "BlindTransfer": lambda m, at: BlindTransferred(
-        at, m.get("TransfereeLinkedid", ""), m.get("Extension", ""), m.get("Result") == "Success"
+# Values: v[0] the Timestamp, v[1:7] the channel (see _ref), then the extra fields.
+TRANSLATORS: Mapping[str, Translation] = {
+    "Newchannel": _channel_event(lambda m, v, at: ChannelCreated(at, _ref(v))),
+    "HangupRequest": _channel_event(lambda m, v, at: HangupRequested(at, _ref(v))),
+    "SoftHangupRequest": _channel_event(
+        lambda m, v, at: HangupRequested(at, _ref(v), _int(v[7])), "Cause"
     ),
-    "AttendedTransfer": lambda m, at: AttendedTransferred(
-        at,
-        m.get("TransfereeLinkedid") or m.get("OrigTransfererLinkedid", ""),
-        m.get("Result") == "Success",
+    "Hangup": _channel_event(lambda m, v, at: ChannelHungUp(at, _ref(v), v[7]), "Cause"),
+    "UserEvent": _channel_event(_user_event, "UserEvent"),
+    "QueueCallerJoin": _channel_event(lambda m, v, at: QueueJoined(at, _ref(v), v[7]), "Queue"),
+    "QueueCallerLeave": _channel_event(lambda m, v, at: QueueLeft(at, _ref(v), v[7]), "Queue"),
+    "AgentCalled": _channel_event(
+        lambda m, v, at: AgentRinging(at, _ref(v), v[8], v[9], v[7]),
+        "DestUniqueid",
+        "Queue",
+        "MemberName",
     ),
-    "QueueCallerJoin": _queue_joined,
-    "QueueCallerLeave": _queue_left,
-    "AgentCalled": _agent_ringing,
-    "AgentRingNoAnswer": _agent_no_answer,
-    "AgentConnect": _agent_answered,
-    "QueueMemberStatus": _member_status,
-    "QueueMember": _member_status,
-    "FullyBooted": _booted,
-    "Shutdown": lambda m, at: PbxShutdown(at, m.get("Restart") == "True"),
+    "AgentRingNoAnswer": _channel_event(
+        lambda m, v, at: AgentNoAnswer(at, _ref(v), v[8], v[9], v[7], _int(v[10])),
+        "DestUniqueid",
+        "Queue",
+        "MemberName",
+        "RingTime",
+    ),
+    "AgentConnect": _channel_event(
+        lambda m, v, at: AgentAnswered(at, _ref(v), v[9], v[10], v[8], v[7]),
+        "DestChannel",
+        "DestUniqueid",
+        "Queue",
+        "MemberName",
+    ),
+    "BlindTransfer": _other_event(
+        lambda m, v, at: BlindTransferred(
+            at,
+            m.get("TransfereeLinkedid", ""),
+            m.get("Extension", ""),
+            m.get("Result") == "Success",
+        )
+    ),
+    "AttendedTransfer": _other_event(
+        lambda m, v, at: AttendedTransferred(
+            at,
+            m.get("TransfereeLinkedid") or m.get("OrigTransfererLinkedid", ""),
+            m.get("Result") == "Success",
+        )
+    ),
+    "QueueMemberStatus": _other_event(_member_status),
+    "QueueMember": _other_event(_member_status),
+    "FullyBooted": _other_event(_booted),
+    "Shutdown": _other_event(lambda m, v, at: PbxShutdown(at, m.get("Restart") == "True")),
 }
 
 # Event names worth asking Asterisk for; everything else is noise to pbxbridge.
@@ -406,11 +408,12 @@ WANTED_EVENTS = frozenset(TRANSLATORS) | {"CoreShowChannel", "CoreShowChannelsCo
 
 def translate(msg: Message, received_at: float) -> tuple[Event | None, bool]:
     """The typed event for an AMI event message (or None), and whether it had a Timestamp."""
-    fn = TRANSLATORS.get(msg.event or "")
-    if fn is None:
+    t = TRANSLATORS.get(msg.event or "")
+    if t is None:
         return None, True
-    at, stamped = event_time(msg, received_at)
-    return fn(msg, at), stamped
+    values = msg.pick(t.keys)
+    at, stamped = _time(values[0], received_at)
+    return t.build(msg, values, at), stamped
 
 
 def snapshot(items: Sequence[Message], at: float) -> Snapshot:

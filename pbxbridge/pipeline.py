@@ -79,7 +79,8 @@ class Pipeline:
     def handle(self, item: Item) -> list[tr.Effect]:
         self.stats.items += 1
         try:
-            effects = self._effects(item)
+            # Nearly every item is an event: one type test instead of a class pattern.
+            effects = self._event(item) if type(item) is ami.AmiEvent else self._effects(item)
         except Exception:
             # A tracker bug must not stop every later call from being measured: the
             # event is counted and logged, the stream goes on.
@@ -115,10 +116,9 @@ class Pipeline:
         return self.tracker.handle(event)
 
     def _effects(self, item: Item) -> list[tr.Effect]:
-        # Nearly every item is an event: one type test instead of a class pattern.
-        if type(item) is ami.AmiEvent:
-            return self._event(item)
         match item:
+            case ami.AmiEvent():
+                return self._event(item)
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
                 stamp = ev.event_time(items[-1], at)[0] if items else at
                 snapshot = ev.snapshot(items, stamp)

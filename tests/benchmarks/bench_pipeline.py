@@ -72,6 +72,7 @@ CALLS = (
 QUEUES = frozenset({"calltakers", "backup"})
 SETTINGS = tr.TrackerSettings("lab", QUEUES)
 CHUNK = 64 * 1024
+ROUNDS = 5
 T0 = 1_800_000_000.0
 DISASTER_CALLS_PER_MIN = 1_000
 EVENTS_PER_CALL = 100  # the figure (the lab's recorded calls carry fewer)
@@ -212,7 +213,7 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
     )
     print(
         f"\n[1] replay, {label}: {calls} calls, {n} messages ({wanted_share / n:.0%} wanted), "
-        f"{mb:.1f} MB, {len(pieces)} chunks of 64 KiB; best of 3"
+        f"{mb:.1f} MB, {len(pieces)} chunks of 64 KiB; best of {ROUNDS}, round robin"
     )
     runs: list[tuple[str, Callable[[], int]]] = [
         ("bytes.split floor", lambda: run_split(pieces)),
@@ -225,25 +226,29 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
             ("pbxbridge parser, wanted", lambda: run_parser(pieces, ev.WANTED_EVENTS)),
             ("pipeline, wanted only", lambda: run_pipeline(pieces, ev.WANTED_EVENTS)),
         ]
-    rates: dict[str, float] = {}
-    for name, fn in runs:
-        seconds, count = best_of(3, fn)
-        assert count == n, (name, count, n)
-        rates[name] = n / seconds
-        if name.startswith("pipeline"):
-            p: Pipeline = run_pipeline.last  # type: ignore[attr-defined]
-            assert p.tracker.open_call_count() == 0, "calls left open"
-            assert p.stats.handler_errors == 0
+    # Round robin, best of ROUNDS each: a slow spell of the shared machine then hits
+    # every contender instead of one.
+    best: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for name, fn in runs:
+            seconds, count = best_of(1, fn)
+            assert count == n, (name, count, n)
+            best[name] = min(best.get(name, float("inf")), seconds)
+            if name.startswith("pipeline"):
+                p: Pipeline = run_pipeline.last  # type: ignore[attr-defined]
+                assert p.tracker.open_call_count() == 0, "calls left open"
+                assert p.stats.handler_errors == 0
+    rates = {name: n / seconds for name, seconds in best.items()}
     print(f"  {'what':<26} {'msgs/s':>12} {'MB/s':>8} {'x panoramisk':>13}")
     for name, rate in rates.items():
         ratio = rate / rates["panoramisk 1.4 parser"]
         print(f"  {name:<26} {rate:12,.0f} {rate * mb / n:8.1f} {ratio:13.2f}")
-    best = rates.get("pipeline, wanted only", rates["pipeline, all messages"])
-    ratio = best / rates["panoramisk 1.4 parser"]
+    top = rates.get("pipeline, wanted only", rates["pipeline, all messages"])
+    ratio = top / rates["panoramisk 1.4 parser"]
     rows.append(
         Row(
             f"replay ({label}): pipeline / panoramisk parser",
-            f"{ratio:.2f}x ({best:,.0f} msgs/s)",
+            f"{ratio:.2f}x ({top:,.0f} msgs/s)",
             ">= 4x" if judged else "(reported)",
             ratio >= 4 if judged else None,
         )
@@ -251,7 +256,7 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
     rows.append(
         Row(
             f"replay ({label}): pipeline / bytes.split floor",
-            f"{best / rates['bytes.split floor']:.3f}",
+            f"{top / rates['bytes.split floor']:.3f}",
             "(reference)",
             None,
         )
