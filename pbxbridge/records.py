@@ -6,13 +6,13 @@ callbacks, logs) that consumes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pbxbridge.values import value
 
 OUTCOMES = ("answered", "abandoned", "unanswered", "interrupted")
 ABANDON_STAGES = ("before_queue", "queue", "ringing")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallRecord:
     """A call as the dispatch backend and the metrics see it (times: Unix seconds)."""
 
@@ -62,22 +62,22 @@ class CallRecord:
         return round(self.ended_at - self.offered_at, 6)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallOffered:
     record: CallRecord
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallAnswered:
     record: CallRecord
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallEnded:
     record: CallRecord
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallUpdated:
     """A call taker classified or dispatched the call (during it or right after)."""
 
@@ -86,7 +86,7 @@ class CallUpdated:
     at: float  # when the call taker acted (Asterisk's Timestamp)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CallbackResult:
     """The callback feature dialled an abandoned caller back (dialplan DIALSTATUS)."""
 
@@ -96,7 +96,7 @@ class CallbackResult:
     device: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RingNoAnswer:
     at: float
     service: str
@@ -104,7 +104,7 @@ class RingNoAnswer:
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Anomaly:
     """Something the tracker did not expect; counted and logged by the shell."""
 
