@@ -132,15 +132,19 @@ class Message:
         )
 
     def _find(self, key: str) -> str | None:
-        """The value of the first ``Key: `` line in the unparsed text, or None."""
+        """The value of the first line starting ``Key:`` in the unparsed text when it is
+        written ``Key: value``; None otherwise (absent, or written another way: the
+        full parse decides)."""
         text = self._text
-        needle = "\r\n" + key + ": "
+        needle = "\r\n" + key + ":"
         start = text.find(needle)
         if start < 0:
             return None
         start += len(needle)
+        if not text.startswith(" ", start):
+            return None
         end = text.find("\r\n", start)
-        return text[start:end] if end >= 0 else text[start:]
+        return text[start + 1 : end] if end >= 0 else text[start + 1 :]
 
     @overload
     def get(self, key: str) -> str | None: ...
@@ -181,6 +185,7 @@ class Message:
             found = keys.pattern.match(self._text)
             if found is not None:
                 return found.groups()
+            self._parsed()
         return [self.get(name, "") for name in keys.names]
 
     # The three keys every message is routed on are looked up in Asterisk's exact case
@@ -208,17 +213,24 @@ class Message:
 
 class Keys:
     """Header names read together from many messages (one event type's fields), in
-    the order Asterisk writes them, compiled once into one regular expression: each
-    name at the start of a line, after any lines, after the previous name. Values run
-    to the CR of the CRLF (Asterisk escapes CR and LF inside a caller's name)."""
+    the order Asterisk writes them, compiled once into one regular expression.
+
+    Each name must start a line as ``Name: value``; the lines skipped before it may not
+    start with it or with any name after it (``Name:`` included), so a match always
+    holds each name's first line, as the full parse would. Values run to the CRLF. Any
+    other layout (a name missing, out of order, repeated early, a value with a bare CR)
+    fails the match, and the caller parses the message in full.
+    """
 
     __slots__ = ("names", "pattern")
 
     def __init__(self, *names: str) -> None:
         self.names = names
-        self.pattern = re.compile(
-            "".join(rf"(?:\r\n[^\r]*)*?\r\n{re.escape(name)}: ([^\r]*)" for name in names)
-        )
+        parts = []
+        for i, name in enumerate(names):
+            later = "|".join(re.escape(n) for n in names[i:])
+            parts.append(rf"(?:\r\n(?!(?:{later}):)[^\r]*)*?\r\n{re.escape(name)}: ([^\r]*)")
+        self.pattern = re.compile("".join(parts) + r"(?=\r\n|\Z)")
 
 
 _SEP = ": "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Protocol, overload
 
 from pbxbridge import dialplan_vars as dv
@@ -252,9 +253,12 @@ Event = (
 def _time(raw: str, received_at: float) -> tuple[float, bool]:
     if raw:
         try:
-            return float(raw), True
+            at = float(raw)
         except ValueError:
             pass
+        else:
+            if isfinite(at):  # "nan" and "inf" parse as floats; no time is either
+                return at, True
     return received_at, False
 
 

@@ -318,12 +318,13 @@ class EventLag(Collector):
     """
 
     def __init__(self, buckets: Iterable[float]) -> None:
-        self._bounds = tuple(sorted(buckets))
+        self._bounds = tuple(sorted(b for b in buckets if b != float("inf")))
         self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
         self._sum = 0.0
 
     def observe(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)  # a negative lag is clock skew, counted as 0
+        if not seconds > 0.0:  # a negative lag is clock skew (and NaN no lag): 0
+            seconds = 0.0
         self._counts[bisect_left(self._bounds, seconds)] += 1
         self._sum += seconds
 

@@ -269,7 +269,7 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
 def serve_main(rate: float, seconds: float, calls: int) -> None:
     """Child process: a one-connection AMI replay server. Prints its port, then a JSON
     report. ``rate`` events/s with Timestamps set at send time; 0 = flat out."""
-    msgs = stream_messages(calls)
+    msgs = stream_messages(calls, source=STREAMS)  # real-shaped: ~115 messages a call
     # Split each message around its Timestamp value, to set it at send time cheaply.
     parts = []
     for _, raw in msgs:
@@ -403,7 +403,10 @@ async def live_run(rate: float, seconds: float, calls: int, wanted: bool) -> dic
 
 def part_live(rows: list[Row], seconds: float, calls: int) -> None:
     rate = 10 * DISASTER_EVENTS_PER_S
-    print(f"\n[2] live over loopback TCP: paced at {rate:,.0f} events/s for {seconds:.0f} s")
+    print(
+        f"\n[2] live over loopback TCP, Events: on stream: paced at {rate:,.0f} events/s "
+        f"for {seconds:.0f} s"
+    )
     paced = asyncio.run(live_run(rate, seconds, calls, wanted=True))
     print(
         f"  sent {paced['sent']} in {paced['seconds']:.1f} s ({paced['writes']} writes), "
