@@ -151,7 +151,10 @@ def emergency_calls(calls: int) -> int:
 def _parser(wanted: frozenset[str] | None) -> Any:
     if wanted is None:
         return ap.AmiStreamParser(expect_banner=False)
-    return ap.AmiStreamParser(expect_banner=False, wanted=wanted)  # type: ignore[call-arg]
+    parser = ap.AmiStreamParser(expect_banner=False, wanted=wanted)  # type: ignore[call-arg]
+    # As in the daemon between its pings: no action waits for a reply.
+    parser.replies_expected = False
+    return parser
 
 
 def _skipped(parser: Any) -> int:
