@@ -7,10 +7,11 @@ prepend to the next read. Messages are decoded only once complete, so a multi-by
 character split across TCP reads survives; undecodable bytes are replaced (never dropped)
 and the message is marked so the shell can count it.
 
-Most of a live stream is noise to pbxbridge (Newstate, DialBegin, BridgeEnter, ...).
-:func:`parse_selected` builds messages only for the events it is told to keep (plus
-every response and every message carrying an ActionID) and counts the rest, which are
-never decoded: a plain bytes test on the ``Event: Name`` first line decides.
+Most of a live stream is noise to pbxbridge (VarSet, Newexten, Newstate, DialBegin,
+...). :func:`parse_selected` builds messages only for the events it is told to keep
+(plus every response and every message carrying an ActionID) and counts the rest: the
+``Event: Name`` first line decides, and a skipped event is never split into fields nor
+counted as a decode error. A kept message is read lazily (see :class:`Message`).
 """
 
 from __future__ import annotations
