@@ -133,9 +133,9 @@ class Message:
         )
 
     def _find(self, key: str) -> str | None:
-        """The value of the first line starting ``Key:`` in the unparsed text when it is
-        written ``Key: value``; None otherwise (absent, or written another way: the
-        full parse decides)."""
+        """The first value of exactly ``key``, or None: read off the unparsed text when
+        the first line starting ``Key:`` is written ``Key: value`` (as Asterisk does),
+        else from the full parse (a ``Key:value`` line, say)."""
         text = self._text
         needle = "\r\n" + key + ":"
         start = text.find(needle)
@@ -143,7 +143,7 @@ class Message:
             return None
         start += len(needle)
         if not text.startswith(" ", start):
-            return None
+            return self._parsed().get(key)
         end = text.find("\r\n", start)
         return text[start + 1 : end] if end >= 0 else text[start + 1 :]
 
@@ -332,7 +332,7 @@ def event_lines(names: Iterable[str]) -> frozenset[str]:
 
 # How an action's reply and list items are told from events: Asterisk writes this key in
 # this case, and the AMI client routes on it in this case (Message.action_id).
-_ACTION_ID = "\r\nActionID: "
+_ACTION_ID = "\r\nActionID:"
 
 
 def parse_selected(
@@ -383,7 +383,7 @@ def parse_selected(
             cut = raw.find(eol)
             first = raw if cut < 0 else raw[:cut].rstrip(b"\r")
             if first.decode("utf-8", errors="replace") not in keep and (
-                not replies or b"\nActionID: " not in raw
+                not replies or b"\nActionID:" not in raw
             ):
                 skipped += 1
                 continue

@@ -493,3 +493,35 @@ def test_a_timestamp_that_is_no_time_gives_the_receive_time(stamp: str) -> None:
     event, stamped = ev.translate(wire(raw.encode()), 42.0)
     assert isinstance(event, ev.ChannelHungUp)
     assert (event.at, stamped) == (42.0, False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "routing"),
+    [
+        (b"Event:Hangup\r\nUniqueid: u1", ("Hangup", None, None)),
+        (b"Response:Success\r\nActionID:pbx-1", (None, "Success", "pbx-1")),
+        (b"Event: QueueMember\r\nActionID:pbx-2\r\nQueue: q", ("QueueMember", None, "pbx-2")),
+        (b"Event:Hangup\r\nEvent: Other", ("Hangup", None, None)),
+    ],
+    ids=["event", "response", "list-item", "first-wins"],
+)
+def test_routing_keys_written_without_the_space_are_read_as_the_full_parse_reads_them(
+    raw: bytes, routing: tuple[str | None, str | None, str | None]
+) -> None:
+    """Event, Response and ActionID route every message: a "Key:value" line (no space)
+    must not make a lazily read message look like something else (an event like an
+    unsolicited response, a reply like nobody's). Same answer before and after a full
+    parse."""
+    msg = wire(raw)
+    assert (msg.event, msg.response, msg.action_id) == routing
+    full = eager(wire(raw))
+    assert (full.event, full.response, full.action_id) == routing
+
+
+def test_a_list_item_whose_actionid_lacks_the_space_is_kept_while_replies_are_expected() -> None:
+    """The filter keeps an unwanted event carrying "ActionID:x" (no space) while an
+    action awaits its reply, as it keeps "ActionID: x"."""
+    parser = AmiStreamParser(expect_banner=False, wanted=frozenset({"Hangup"}))
+    parser.replies_expected = True
+    got = parser.feed(b"Event: QueueMember\r\nQueue: q\r\nActionID:pbx-7\r\n\r\n")
+    assert [(m.event, m.action_id) for m in got] == [("QueueMember", "pbx-7")]
