@@ -311,6 +311,10 @@ def parse(buffer: bytes, crlf: bool | None = None) -> tuple[list[Message], bytes
         except UnicodeDecodeError:
             bodies = [_decode(raw) for raw in complete.split(_CRLF_END)]
         for text, bad in bodies:
+            if "\n\n" in text:
+                # A message ended by bare LFs inside CRLF framing: frame it line by line.
+                messages += parse(_reencode(text, bad) + _CRLF_END, False)[0]
+                continue
             msg = _message(text, bad)
             if msg is not None:
                 messages.append(msg)
@@ -323,6 +327,13 @@ def parse(buffer: bytes, crlf: bool | None = None) -> tuple[list[Message], bytes
         if msg is not None:
             messages.append(msg)
     return messages, leftover
+
+
+def _reencode(text: str, decode_error: bool) -> bytes:
+    # Rare path (mixed framing). A replaced byte stays replaced and still marks the
+    # message: U+FFFD encodes to three bytes the decoder accepts, so re-mark it.
+    raw = text.encode("utf-8")
+    return raw.replace("\ufffd".encode(), b"\xff") if decode_error else raw
 
 
 def event_lines(names: Iterable[str]) -> frozenset[str]:
@@ -344,7 +355,11 @@ def parse_selected(
     leftover). A skipped event is counted as skipped, never as a decode error or a
     malformed line. With ``replies`` False (no action waits for a reply) an event is
     judged on its first line alone: looking for an ActionID in every unwanted event
-    was a fifth of the filter's cost."""
+    was a fifth of the filter's cost.
+
+    With CRLF framing (``crlf`` True) a message ended by bare LFs is framed line by line
+    when it starts a message or sits in a kept one; one that follows CRLF lines of an
+    unwanted event is not looked for (that would scan every byte of the noise)."""
     messages: list[Message] = []
     skipped = 0
     if _all_crlf(buffer, crlf):
@@ -363,11 +378,23 @@ def parse_selected(
                 # Inlined _kept(): this loop runs for every message of the stream.
                 if text.startswith("Event: "):
                     cut = text.find("\r\n")
-                    if (text if cut < 0 else text[:cut]) not in keep and (
-                        not replies or _ACTION_ID not in text
+                    first = text if cut < 0 else text[:cut]
+                    # A bare LF in the first line may be a message ended by bare LFs
+                    # (never from Asterisk) hiding the next ones: that one is reframed.
+                    if (
+                        first not in keep
+                        and (not replies or _ACTION_ID not in text)
+                        and ("\n" not in first or "\n\n" not in text)
                     ):
                         skipped += 1
                         continue
+                if "\n\n" in text:
+                    kept, dropped, _ = parse_selected(
+                        text.encode() + _CRLF_END, keep, False, replies
+                    )
+                    messages += kept
+                    skipped += dropped
+                    continue
                 msg = _message(text, False)
                 if msg is not None:
                     messages.append(msg)
@@ -381,12 +408,19 @@ def parse_selected(
     for raw in pieces:
         if raw.startswith(b"Event: "):
             cut = raw.find(eol)
-            first = raw if cut < 0 else raw[:cut].rstrip(b"\r")
-            if first.decode("utf-8", errors="replace") not in keep and (
-                not replies or b"\nActionID:" not in raw
+            head = raw if cut < 0 else raw[:cut].rstrip(b"\r")
+            if (
+                head.decode("utf-8", errors="replace") not in keep
+                and (not replies or b"\nActionID:" not in raw)
+                and (eol == b"\n" or b"\n" not in head or b"\n\n" not in raw)
             ):
                 skipped += 1
                 continue
+        if eol == b"\r\n" and b"\n\n" in raw:  # as above: a message ended by bare LFs
+            kept, dropped, _ = parse_selected(raw + _CRLF_END, keep, False, replies)
+            messages += kept
+            skipped += dropped
+            continue
         text, bad = _decode(raw)
         if eol == b"\r\n":
             msg = _message(text, bad)
@@ -414,8 +448,10 @@ class AmiStreamParser:
     (see :func:`parse_selected`); responses and ActionID messages are always kept.
 
     The first line end after the banner sets the session's framing: CRLF (what
-    Asterisk writes), or bare LF accepted too (hand-written or proxied streams). In a
-    CRLF session a bare LF is part of a value, as Asterisk's own lines never hold one.
+    Asterisk writes), or bare LF accepted too (hand-written or proxied streams). Testing
+    every 64 KiB read for a bare LF cost a fifth of the replay; in a CRLF session a bare
+    LF inside a line is part of its value, and a message ended by bare LFs is found
+    where it would hide others (see :func:`parse_selected`).
     """
 
     __slots__ = ("_buffer", "_crlf", "_keep", "banner", "replies_expected", "skipped")

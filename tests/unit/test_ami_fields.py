@@ -433,22 +433,22 @@ FRAMING_STREAM = (
     BANNER
     + b"Response: Success\r\nActionID: lab-0\r\nMessage: Authentication accepted\r\n\r\n"
     + b"Event: Newchannel\r\nPrivilege: call,all\r\nTimestamp: 1.5\r\nChannel: P/1-1\r\n"
-    + b"CallerIDNum: 1001\r\nCallerIDName: two\n\nlines\n\r\nExten: 112\r\n"
+    + b"CallerIDNum: 1001\r\nCallerIDName: one\nline\r\nExten: 112\r\n"
     + b"Uniqueid: 1.1\r\nLinkedid: 1.1\r\n\r\n"
 )
 
 
 @pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
 def test_crlf_session_keeps_a_bare_lf_inside_a_value(wanted: frozenset[str] | None) -> None:
-    """A CRLF session (decided at its first line end) reads bare LFs, even a blank-line
-    lookalike "\\n\\n", as part of a value, however the stream is cut into reads."""
+    """A CRLF session (decided at its first line end) reads a bare LF inside a line as
+    part of the value, however the stream is cut into reads."""
     expected = (
         ("Event", "Newchannel"),
         ("Privilege", "call,all"),
         ("Timestamp", "1.5"),
         ("Channel", "P/1-1"),
         ("CallerIDNum", "1001"),
-        ("CallerIDName", "two\n\nlines\n"),
+        ("CallerIDName", "one\nline"),
         ("Exten", "112"),
         ("Uniqueid", "1.1"),
         ("Linkedid", "1.1"),
@@ -458,9 +458,33 @@ def test_crlf_session_keeps_a_bare_lf_inside_a_value(wanted: frozenset[str] | No
         got = parser.feed(FRAMING_STREAM[:cut]) + parser.feed(FRAMING_STREAM[cut:])
         assert [m.response for m in got] == ["Success", None], cut
         event = got[1]
-        assert event.get("CallerIDName") == "two\n\nlines\n", cut
-        assert ev.channel_ref(event).caller_name == "two\n\nlines\n", cut
+        assert event.get("CallerIDName") == "one\nline", cut
+        assert ev.channel_ref(event).caller_name == "one\nline", cut
         assert event.fields == expected, cut
+        assert parser.buffered == 0
+
+
+MIXED_STREAM = (
+    BANNER
+    + b"Response: Success\r\nActionID: lab-0\r\nMessage: Authentication accepted\r\n\r\n"
+    + b"Event: Newstate\nChannel: SIP/a-1\n\n"
+    + b"Event: Hangup\r\nTimestamp: 5.0\r\nUniqueid: u1\r\nLinkedid: u1\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
+def test_a_bare_lf_message_in_a_crlf_session_does_not_swallow_the_next(
+    wanted: frozenset[str] | None,
+) -> None:
+    """A message ended by bare LFs inside a CRLF session (a proxy, a hand-written peer)
+    is framed on its own: the Hangup after it still arrives, at every cut into reads."""
+    for cut in range(len(MIXED_STREAM) + 1):
+        parser = AmiStreamParser(wanted=wanted)
+        got = parser.feed(MIXED_STREAM[:cut]) + parser.feed(MIXED_STREAM[cut:])
+        events = [m.event for m in got if m.event is not None]
+        assert events == (["Hangup"] if wanted else ["Newstate", "Hangup"]), cut
+        assert got[-1].get("Uniqueid") == "u1", cut
+        assert parser.skipped == (1 if wanted else 0), cut
         assert parser.buffered == 0
 
 
@@ -525,3 +549,19 @@ def test_a_list_item_whose_actionid_lacks_the_space_is_kept_while_replies_are_ex
     parser.replies_expected = True
     got = parser.feed(b"Event: QueueMember\r\nQueue: q\r\nActionID:pbx-7\r\n\r\n")
     assert [(m.event, m.action_id) for m in got] == [("QueueMember", "pbx-7")]
+
+
+@pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
+def test_a_bare_lf_message_with_undecodable_bytes_does_not_swallow_the_next(
+    wanted: frozenset[str] | None,
+) -> None:
+    """The same, when the read also holds bytes that are not UTF-8 (the message by
+    message path): the Hangup arrives, and the odd message is still marked."""
+    stream = MIXED_STREAM.replace(b"SIP/a-1", b"SIP/M\xfcller-1")
+    for cut in range(len(BANNER), len(stream) + 1, 7):
+        parser = AmiStreamParser(wanted=wanted)
+        got = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+        assert [m.event for m in got if m.event is not None][-1] == "Hangup", cut
+        odd = [m for m in got if m.event == "Newstate"]
+        assert [m.decode_error for m in odd] == ([] if wanted else [True]), cut
+        assert [m.get("Channel") for m in odd] == ([] if wanted else ["SIP/M\ufffdller-1"])
