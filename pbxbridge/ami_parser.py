@@ -298,42 +298,8 @@ def parse(buffer: bytes, crlf: bool | None = None) -> tuple[list[Message], bytes
     Never raises on content: malformed lines and invalid UTF-8 are recorded on the
     message, not dropped.
     """
-    messages: list[Message] = []
-    if _all_crlf(buffer, crlf):
-        end = buffer.rfind(_CRLF_END)
-        if end < 0:
-            return messages, buffer
-        complete, leftover = buffer[:end], buffer[end + 4 :]
-        try:
-            # One decode for the whole batch is the fast path; UTF-8 is
-            # self-synchronising, so splitting the text equals splitting the bytes.
-            bodies = [(body, False) for body in complete.decode("utf-8").split("\r\n\r\n")]
-        except UnicodeDecodeError:
-            bodies = [_decode(raw) for raw in complete.split(_CRLF_END)]
-        for text, bad in bodies:
-            if "\n\n" in text:
-                # A message ended by bare LFs inside CRLF framing: frame it line by line.
-                messages += parse(_reencode(text, bad) + _CRLF_END, False)[0]
-                continue
-            msg = _message(text, bad)
-            if msg is not None:
-                messages.append(msg)
-        return messages, leftover
-    pieces = _ANY_END.split(buffer)
-    leftover = pieces.pop()
-    for raw in pieces:
-        text, bad = _decode(raw)
-        msg = _message_from_lines(_ANY_EOL.split(text), bad)
-        if msg is not None:
-            messages.append(msg)
+    messages, _, leftover = parse_selected(buffer, None, crlf)
     return messages, leftover
-
-
-def _reencode(text: str, decode_error: bool) -> bytes:
-    # Rare path (mixed framing). A replaced byte stays replaced and still marks the
-    # message: U+FFFD encodes to three bytes the decoder accepts, so re-mark it.
-    raw = text.encode("utf-8")
-    return raw.replace("\ufffd".encode(), b"\xff") if decode_error else raw
 
 
 def event_lines(names: Iterable[str]) -> frozenset[str]:
@@ -347,15 +313,15 @@ _ACTION_ID = "\r\nActionID:"
 
 
 def parse_selected(
-    buffer: bytes, keep: frozenset[str], crlf: bool | None = None, replies: bool = True
+    buffer: bytes, keep: frozenset[str] | None, crlf: bool | None = None, replies: bool = True
 ) -> tuple[list[Message], int, bytes]:
     """:func:`parse`, building messages only for responses, messages carrying an
     ActionID (list items such as QueueMember) and the events whose first line is in
-    ``keep`` (see :func:`event_lines`). Returns (messages, number of events skipped,
-    leftover). A skipped event is counted as skipped, never as a decode error or a
-    malformed line. With ``replies`` False (no action waits for a reply) an event is
-    judged on its first line alone: looking for an ActionID in every unwanted event
-    was a fifth of the filter's cost.
+    ``keep`` (see :func:`event_lines`; None keeps every message). Returns (messages,
+    number of events skipped, leftover). A skipped event is counted as skipped, never as
+    a decode error or a malformed line. With ``replies`` False (no action waits for a
+    reply) an event is judged on its first line alone: looking for an ActionID in every
+    unwanted event was a fifth of the filter's cost.
 
     With CRLF framing (``crlf`` True) a message ended by bare LFs is framed line by line
     when it starts a message or sits in a kept one; one that follows CRLF lines of an
@@ -368,15 +334,15 @@ def parse_selected(
             return messages, 0, buffer
         complete, leftover = buffer[:end], buffer[end + 4 :]
         try:
-            # One decode for the whole batch, as in parse(): the test of a first line
-            # is then a slice and a set lookup per message.
+            # One decode for the whole batch is the fast path (UTF-8 is self-
+            # synchronising, so splitting the text equals splitting the bytes); the
+            # test of a first line is then a slice and a set lookup per message.
             texts = complete.decode("utf-8").split("\r\n\r\n")
         except UnicodeDecodeError:
             texts = []
         if texts:
             for text in texts:
-                # Inlined _kept(): this loop runs for every message of the stream.
-                if text.startswith("Event: "):
+                if keep is not None and text.startswith("Event: "):
                     cut = text.find("\r\n")
                     first = text if cut < 0 else text[:cut]
                     # A bare LF in the first line may be a message ended by bare LFs
@@ -406,7 +372,7 @@ def parse_selected(
     # Some bytes are not UTF-8 (or lines end in a bare LF): message by message, and a
     # skipped event is never decoded.
     for raw in pieces:
-        if raw.startswith(b"Event: "):
+        if keep is not None and raw.startswith(b"Event: "):
             cut = raw.find(eol)
             head = raw if cut < 0 else raw[:cut].rstrip(b"\r")
             if (
@@ -485,9 +451,6 @@ class AmiStreamParser:
                 self._buffer = buffer
                 return []
             crlf = self._crlf = buffer[eol - 1 : eol] == b"\r"
-        if self._keep is None:
-            messages, self._buffer = parse(buffer, crlf or None)
-            return messages
         messages, skipped, self._buffer = parse_selected(
             buffer, self._keep, crlf or None, self.replies_expected
         )

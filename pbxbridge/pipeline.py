@@ -116,9 +116,8 @@ class Pipeline:
         return self.tracker.handle(event)
 
     def _effects(self, item: Item) -> list[tr.Effect]:
+        """Every item but an AmiEvent (handle() sends those to _event())."""
         match item:
-            case ami.AmiEvent():
-                return self._event(item)
             case ami.ActionResult(action="CoreShowChannels", events=items, received_at=at):
                 stamp = ev.event_time(items[-1], at)[0] if items else at
                 snapshot = ev.snapshot(items, stamp)

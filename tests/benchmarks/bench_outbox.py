@@ -3,7 +3,7 @@
 Run: .venv/bin/python tests/benchmarks/bench_outbox.py [rows] [rounds] [directory]
 
 Machines and disks are noisy, so read the ratios, not the absolute rates. Each mode
-commits ``rows`` events of realistic size (~800-byte bodies) to a fresh file:
+commits ``rows`` events of realistic size (~700-byte bodies) to a fresh file:
 
 - reference: sqlite3 INSERT + COMMIT in a loop, WAL + synchronous=FULL, one thread;
 - outbox put: ``await outbox.put(event)`` one at a time (every event waits for its own
@@ -20,38 +20,16 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from pbxbridge import incidents as inc
-from pbxbridge import tracker as tr
 from pbxbridge.outbox import Outbox
-
-T0 = 1_767_225_600.0
+from tests.support.calls import lifecycle
 
 
 def events(n: int) -> list[inc.Incident]:
     """call.offered / call.answered / call.ended of n/3 calls."""
-    out: list[inc.Incident] = []
-    for call in range(n // 3 + 1):
-        rec = tr.CallRecord(
-            call_id=f"pbx1:{T0 + call:.0f}.{call}",
-            linkedid=f"{T0 + call:.0f}.{call}",
-            service="112",
-            caller_number=f"08123{call:05d}",
-            caller_name="Siti",
-            offered_at=T0 + call,
-            queued_at=T0 + call + 5,
-            queues=("calltakers",),
-        )
-        answered = replace(rec, answered_at=rec.offered_at + 9, queue="calltakers", agent="ct1")
-        ended = replace(answered, ended_at=rec.offered_at + 60, outcome="answered")
-        out += [
-            inc.incident(rec, inc.OFFERED, rec.offered_at),
-            inc.incident(answered, inc.ANSWERED, rec.offered_at + 9),
-            inc.incident(ended, inc.ENDED, rec.offered_at + 60),
-        ]
-    return out[:n]
+    return [e for call in range(n // 3 + 1) for e in lifecycle(call)][:n]
 
 
 def reference(path: Path, rows: list[inc.Incident]) -> float:

@@ -152,8 +152,11 @@ def _parser(wanted: frozenset[str] | None) -> Any:
     if wanted is None:
         return ap.AmiStreamParser(expect_banner=False)
     parser = ap.AmiStreamParser(expect_banner=False, wanted=wanted)  # type: ignore[call-arg]
-    # As in the daemon between its pings: no action waits for a reply.
-    parser.replies_expected = False
+    # As in the daemon between its pings: no action waits for a reply. (Revisions
+    # measured as "before" have no such flag; has_filter() and _skipped() are for
+    # older ones still.)
+    if hasattr(ap.AmiStreamParser, "replies_expected"):
+        parser.replies_expected = False
     return parser
 
 
