@@ -24,7 +24,7 @@ Why not panoramisk 1.4 (its defects are reproduced in
   rebuilt (default 3 s + 5 s, under 10 s).
 * Reconnect layer (``Manager.connection_lost``):
   (d) reconnects every 2 s forever, no backoff, no jitter -> exponential backoff with full
-  jitter (:func:`backoff_delay`), reset after a session stable for 30 s; after each
+  jitter (:func:`pbxbridge.backoff.full_jitter`), reset after a session stable for 30 s; after each
   login, ``resync_actions`` re-read the live state (AMI has no replay).
 * Login layer (``Manager.login``):
   (e) a rejected secret only flips ``authenticated`` to False, logs nothing and retries
@@ -56,38 +56,30 @@ from typing import Literal
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from pbxbridge import events as ev
 from pbxbridge.ami_items import (
     ActionReply,
-    ActionResult,
     AmiActionTimeout,
     AmiConnectionLost,
     AmiError,
-    AmiEvent,
-    AmiItem,
     AmiNotConnected,
     AmiSettings,
     AmiState,
     Fields,
-    SessionDown,
-    SessionUp,
 )
 from pbxbridge.ami_parser import BANNER_PREFIX, AmiStreamParser, Message, format_action
+from pbxbridge.ami_translate import Reply, Translator
+from pbxbridge.backoff import full_jitter
 
 __all__ = [
     "ActionReply",
-    "ActionResult",
     "AmiActionTimeout",
     "AmiClient",
     "AmiConnectionLost",
     "AmiError",
-    "AmiEvent",
-    "AmiItem",
     "AmiNotConnected",
     "AmiSettings",
     "AmiState",
-    "SessionDown",
-    "SessionUp",
-    "backoff_delay",
 ]
 
 # Deadlines use asyncio.timeout(), never asyncio.wait_for(): on Python 3.11, wait_for
@@ -106,34 +98,31 @@ class _SessionEnded(Exception):
         self.reason = reason
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base * 2**attempt))."""
-    return rng.uniform(0.0, min(cap, base * 2.0 ** min(attempt, 64)))
-
-
 @dataclass(slots=True)
 class _Pending:
     name: str
     kind: Literal["reply", "login", "resync"]
     future: asyncio.Future[ActionReply] | None
-    response: Message | None = None
-    events: list[Message] = field(default_factory=list)
+    reply: Reply = field(default_factory=Reply)
 
 
 class AmiClient:
-    """Keeps one logged-in AMI session alive and feeds ``out`` until cancelled or closed."""
+    """Keeps one logged-in AMI session alive and hands each typed event to ``emit`` (in
+    stream order; e.g. a queue's ``put_nowait``, never blocking) until cancelled or closed."""
 
     def __init__(
         self,
         settings: AmiSettings,
-        out: asyncio.Queue[AmiItem],
+        emit: Callable[[ev.Event], None],
         *,
+        translator: Translator | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         log: FilteringBoundLogger | None = None,
     ) -> None:
         self._settings = settings
-        self._out = out
+        self._emit = emit
+        self.translator = translator if translator is not None else Translator()
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._log: FilteringBoundLogger = log or structlog.get_logger("pbxbridge.ami")
@@ -191,7 +180,7 @@ class AmiClient:
                     attempt = 0
                 login_failed = (self._last_error or "").startswith("login failed")
                 cap = s.login_backoff_cap if login_failed else s.backoff_cap
-                delay = backoff_delay(attempt, base=s.backoff_base, cap=cap, rng=self._rng)
+                delay = full_jitter(attempt, base=s.backoff_base, cap=cap, rng=self._rng.random)
                 attempt += 1
                 self._reconnects += 1
                 self._log.info("ami_reconnect_scheduled", delay=round(delay, 3), attempt=attempt)
@@ -288,8 +277,8 @@ class AmiClient:
         raise _SessionEnded(f"login failed: {message}")
 
     async def _teardown(self, reason: str) -> None:
-        # SessionUp is emitted by the reader, so _logged_in (not a local) says whether
-        # this session owes the consumer a SessionDown.
+        # AmiConnected is emitted by the reader, so _logged_in (not a local) says whether
+        # this session owes the consumer an AmiDisconnected.
         was_up, was_connected = self._logged_in, self._writer is not None
         writer, self._writer = self._writer, None
         self._logged_in = False
@@ -298,7 +287,7 @@ class AmiClient:
         if not self._closing or reason != "closed":
             self._last_error = reason
         if was_up:
-            self._out.put_nowait(SessionDown(self._clock(), reason))
+            self._emit(ev.AmiDisconnected(self._clock(), reason))
         if self._closing:
             self._log.info("ami_closed", was_logged_in=was_up)
         elif was_connected:
@@ -426,10 +415,10 @@ class AmiClient:
         action_id = message.action_id
         if action_id is None or not action_id.startswith(self._id_prefix):
             if message.event is not None:
-                # Read field by field downstream; the pipeline counts odd lines of
-                # the events it has to parse in full.
                 self._events_received += 1
-                self._out.put_nowait(AmiEvent(message, now))
+                event = self.translator.event(message, now)
+                if event is not None:
+                    self._emit(event)
             else:
                 self._log.info("ami_unsolicited_response", response=message.response)
             return
@@ -439,28 +428,25 @@ class AmiClient:
         p = self._pending.get(action_id)
         if p is None:
             # A late reply to an action that timed out, or OriginateResponse after an
-            # async Originate: ours, so never an AmiEvent.
+            # async Originate: ours, so never an event.
             self._log.debug("ami_late_action_message", action_id=action_id)
             return
-        if p.response is None and message.event is None:
-            p.response = message
-            if (message.get("EventList") or "").lower() != "start":
-                self._complete(action_id, p, message, now)
-            return
-        p.events.append(message)
-        if (message.get("EventList") or "").lower() == "complete":
-            self._complete(action_id, p, p.response or message, now)
+        if p.reply.add(message):
+            self._complete(action_id, p, now)
 
-    def _complete(self, action_id: str, p: _Pending, response: Message, now: float) -> None:
+    def _complete(self, action_id: str, p: _Pending, now: float) -> None:
         del self._pending[action_id]
-        events = tuple(p.events)
+        reply = p.reply
+        response = reply.response or reply.items[-1]
         if p.kind == "resync":
-            self._out.put_nowait(ActionResult(p.name, response, events, now))
+            event = self.translator.listed(reply.items, now)
+            if event is not None:
+                self._emit(event)
             return
         if p.kind == "login" and response.response == "Success":
-            # Emitted here, not in _session, so SessionUp precedes any event that
+            # Emitted here, not in _session, so AmiConnected precedes any event that
             # shares the login reply's TCP chunk.
             self._logged_in = True
-            self._out.put_nowait(SessionUp(now, self._banner or ""))
+            self._emit(ev.AmiConnected(now, self._banner or ""))
         if p.future is not None and not p.future.done():
-            p.future.set_result(ActionReply(response, events))
+            p.future.set_result(ActionReply(response, tuple(reply.items)))

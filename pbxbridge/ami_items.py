@@ -1,5 +1,6 @@
-"""What the AMI client is told (settings), what it hands the pipeline (items), what it
-reports (state) and how its actions fail: the vocabulary of :mod:`pbxbridge.ami`."""
+"""What the AMI client is told (settings), what it reports (state), what its actions
+return and how they fail: the vocabulary of :mod:`pbxbridge.ami` (what it hands the
+pipeline are the typed events of :mod:`pbxbridge.events`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pbxbridge.ami_parser import Message
-from pbxbridge.values import value
 
 Fields = Mapping[str, str] | Sequence[tuple[str, str]]
 ActionSpec = tuple[str, tuple[tuple[str, str], ...]]
@@ -15,13 +15,16 @@ ActionSpec = tuple[str, tuple[tuple[str, str], ...]]
 
 @dataclass(frozen=True, slots=True)
 class AmiSettings:
+    """Built from ``[ami]`` by :func:`pbxbridge.config.ami_settings`; the fields with
+    defaults are policy, not configuration."""
+
     host: str
     port: int
     username: str
     secret: str = field(repr=False)
+    ping_interval: float
+    ping_timeout: float
     events: str = "call,agent,user,system"
-    ping_interval: float = 3.0
-    ping_timeout: float = 5.0
     connect_timeout: float = 5.0
     backoff_base: float = 0.5
     # While Asterisk is unreachable pbxbridge is blind (AMI has no replay), so retries
@@ -34,38 +37,6 @@ class AmiSettings:
     # unparsed. Responses and messages carrying an ActionID are always parsed.
     # None parses everything.
     wanted_events: frozenset[str] | None = None
-
-
-@value  # one per AMI event: built on the hot path
-class AmiEvent:
-    message: Message
-    received_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class SessionUp:
-    at: float
-    banner: str
-
-
-@dataclass(frozen=True, slots=True)
-class SessionDown:
-    at: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """A resync action's Response and its list: the items, then the ``...Complete`` event
-    (kept for its ``ListItems`` count)."""
-
-    action: str
-    response: Message
-    events: tuple[Message, ...]
-    received_at: float
-
-
-AmiItem = AmiEvent | SessionUp | SessionDown | ActionResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,48 +14,23 @@ from pathlib import Path
 
 import structlog
 
-from pbxbridge import ami, events, http, systemd
+from pbxbridge import ami, callback_api, http, systemd
+from pbxbridge import callbacks as cb
+from pbxbridge import config as cfg
 from pbxbridge import tracker as tr
-from pbxbridge.callback_desk import CallbackDesk, incident_for
+from pbxbridge.ami_translate import Translator
 from pbxbridge.callback_store import CallbackStore
-from pbxbridge.callbacks import Change
 from pbxbridge.config import Config
+from pbxbridge.delivery import Delivery
 from pbxbridge.metrics import Metrics
 from pbxbridge.outbox import Outbox, OutboxError, OutboxSink
 from pbxbridge.pipeline import Item, Pipeline, Tick
-from pbxbridge.restart import reconciler
-from pbxbridge.sink import Delivery, DeliverySettings
 
 log = structlog.get_logger("pbxbridge.app")
 
 TICK_SECONDS = 30.0
 DRAIN_SECONDS = 5.0  # bounded: systemd's TimeoutStopSec is longer
 CALLBACKS_FILE = "callbacks.sqlite3"
-
-
-def ami_settings(config: Config) -> ami.AmiSettings:
-    c = config.ami
-    return ami.AmiSettings(
-        host=c.host,
-        port=c.port,
-        username=c.username,
-        secret=c.secret,
-        ping_interval=c.ping_interval_seconds,
-        ping_timeout=c.ping_timeout_seconds,
-        wanted_events=events.WANTED_EVENTS,
-    )
-
-
-def tracker_settings(config: Config) -> tr.TrackerSettings:
-    e = config.emergency
-    return tr.TrackerSettings(
-        pbx_name=config.pbx.name,
-        emergency_queues=frozenset(e.queues),
-        default_service=e.service,
-        max_call_seconds=e.max_call_seconds,
-        categories=frozenset(e.categories),
-        agencies=dict(e.agencies),
-    )
 
 
 async def _ticker(queue: asyncio.Queue[Item]) -> None:
@@ -80,7 +55,10 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         stack.callback(store.close)
 
         queue: asyncio.Queue[Item] = asyncio.Queue()
-        tracker = tr.Tracker(tracker_settings(config))
+        tracker = tr.Tracker(cfg.tracker_settings(config))
+        # Calls announced before a restart: held as of their last announced state
+        # until the first snapshot says what Asterisk has now.
+        tracker.restore(call.record for call in open_calls)
         e = config.emergency
         metrics = Metrics(
             service=e.service,
@@ -88,26 +66,17 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             categories=e.categories,
             agencies=e.agencies.values(),
         )
-        delivery = Delivery(outbox, DeliverySettings.from_config(config))
+        delivery = Delivery(outbox, cfg.delivery_settings(config))
         outbox_sink = OutboxSink(outbox, on_durable=delivery.wake)
-
-        def callback_changed(change: Change) -> None:
-            metrics.callback_changed(change)
-            if (incident := incident_for(change)) is not None:
-                outbox_sink.enqueue([incident])
-
-        desk = CallbackDesk(store, on_change=callback_changed)
         # Durable first: the outbox sees every effect before anything else does.
-        pipeline = Pipeline(
-            tracker, [outbox_sink, desk, metrics], observe_lag=metrics.observe_event_lag
-        )
-        pipeline.before_snapshot.append(reconciler(open_calls, tracker, outbox_sink))
-        client = ami.AmiClient(ami_settings(config), queue)  # type: ignore[arg-type]
+        pipeline = Pipeline(tracker, cb.CallbackBook(store.load()), [outbox_sink, store, metrics])
+        translator = Translator(observe_lag=metrics.observe_event_lag, warn=_ami_warning)
+        client = ami.AmiClient(cfg.ami_settings(config), queue.put_nowait, translator=translator)
         metrics.watch_calls(tracker)
         metrics.watch_members(pipeline.members.counts)
-        metrics.watch_ami(lambda: client.state, lambda: pipeline.stats.malformed_lines)
-        metrics.watch_pipeline(lambda: pipeline.stats, queue.qsize)
-        metrics.watch_callbacks(desk.book.pending)
+        metrics.watch_ami(lambda: client.state, lambda: translator.stats.malformed_lines)
+        metrics.watch_pipeline(pipeline.stats, translator.stats, queue.qsize)
+        metrics.watch_callbacks(pipeline.book.pending)
         metrics.watch_delivery(delivery.stats)
         heartbeat = http.Heartbeat()
         web_app = http.build_app(
@@ -118,7 +87,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             ],
             heartbeat=heartbeat,
         )
-        web_app.add_routes(desk.routes())
+        web_app.add_routes(callback_api.routes(pipeline.book, queue.put_nowait))
         # HTTP before AMI: /health and /ready must answer while Asterisk is down.
         try:
             await stack.enter_async_context(
@@ -171,6 +140,17 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             log.error("outbox_flush_timeout", seconds=DRAIN_SECONDS)
     log.info("pbxbridge_stopped")
     return 0
+
+
+def _ami_warning(what: str, ami_event: str) -> None:
+    if what == "ami_events_without_timestamp":
+        log.warning(
+            what,
+            ami_event=ami_event,
+            hint="set timestampevents = yes in manager.conf [general]; using receive time instead",
+        )
+    else:
+        log.warning(what, ami_event=ami_event)
 
 
 class _Stop(Exception):

@@ -1,8 +1,8 @@
 """Durable callback list: SQLite beside the outbox, written off the event loop.
 
-The book (callbacks.py) is the truth while running; every change is written through
-a single writer thread (WAL, synchronous=FULL), so a restart resumes the list. A
-failed write is logged and counted, never silent.
+The book (callbacks.py) is the truth while running; every change to it is an effect
+of the pipeline, written here (:meth:`CallbackStore.apply`) through a single writer
+thread (WAL, synchronous=FULL), so a restart resumes the list.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import concurrent.futures
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from pbxbridge import callbacks as cb
 from pbxbridge import incidents
 from pbxbridge.callbacks import Callback
 
@@ -29,6 +30,9 @@ CREATE TABLE IF NOT EXISTS callbacks (
     entry TEXT NOT NULL
 )
 """
+
+
+_CHANGES = (cb.Queued, cb.Claimed, cb.Attempted, cb.Closed)
 
 
 def _row(e: Callback) -> dict[str, Any]:
@@ -65,6 +69,12 @@ class CallbackStore:
             return [_entry(json.loads(row[0])) for row in rows]
 
         return self._pool.submit(read).result()
+
+    def apply(self, effects: Sequence[object]) -> None:
+        """The pipeline's sink: every change to the list is written."""
+        entries = [e.entry for e in effects if isinstance(e, _CHANGES)]
+        if entries:
+            self.save(entries)
 
     def save(self, entries: Iterable[Callback]) -> concurrent.futures.Future[None]:
         rows = [(e.call_id, int(e.pending), json.dumps(_row(e))) for e in entries]

@@ -1,8 +1,12 @@
 """The callback list: abandoned and unanswered emergency calls still owed a call back.
 
 NENA-STA-020.1 §2.2.7: an abandoned emergency call SHOULD be documented and the
-caller called back at least once. Pure: effects and claims in, changes out; the
-shell persists them (callback_store.py) and serves them (http.py, the AGI script).
+caller called back at least once. Pure: the tracker's effects and call takers' claims
+in, changes out. Each change is an effect the pipeline fans out like the tracker's
+(persisted by callback_store.py, counted by metrics, sent as ``call.updated``).
+
+Owed a callback: abandoned and unanswered calls, and interrupted calls that were never
+answered (pbxbridge lost sight of them: the caller may never have been helped).
 
 An entry leaves the list when a call taker's callback is answered, or when the same
 number calls the service again and is answered. A failed attempt is recorded and
@@ -19,7 +23,7 @@ from pbxbridge import dialplan_vars as dv
 from pbxbridge import tracker as tr
 
 CLAIM_SECONDS = 120.0
-OWED = ("abandoned", "unanswered")
+OWED = ("abandoned", "unanswered", "interrupted")
 RESULTS = ("answered", "recalled", "no_answer", "busy", "failed")
 
 # Dial's DIALSTATUS -> callback result.
@@ -36,7 +40,7 @@ class Callback:
     service: str
     number: str
     abandoned_at: float
-    outcome: str  # of the original call: abandoned | unanswered
+    outcome: str  # of the original call: abandoned | unanswered | interrupted
     attempts: int = 0
     first_attempt_at: float | None = None
     claimed_by: str | None = None
@@ -48,6 +52,20 @@ class Callback:
     @property
     def pending(self) -> bool:
         return self.closed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A caller joined the list."""
+
+    entry: Callback
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A call taker's feature code leased the entry (``POST /v1/callbacks/claim``)."""
+
+    entry: Callback
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +86,14 @@ class Attempted:
     at: float
 
 
-Change = Closed | Attempted
+Change = Queued | Claimed | Closed | Attempted
+
+
+def owed(rec: tr.CallRecord) -> bool:
+    """Whether the caller of this ended call is owed a call back."""
+    if rec.outcome not in OWED or not dialable(rec.caller_number):
+        return False
+    return rec.outcome != "interrupted" or rec.answered_at is None
 
 
 def dialable(number: str) -> bool:
@@ -87,31 +112,27 @@ class CallbackBook:
     def get(self, call_id: str) -> Callback | None:
         return self._entries.get(call_id)
 
-    def apply(self, effects: Iterable[tr.Effect]) -> tuple[list[Callback], list[Change]]:
-        """Track the effects of the call tracker; returns (entries to persist, changes)."""
-        saved: list[Callback] = []
+    def apply(self, effects: Iterable[tr.Effect]) -> list[Change]:
+        """Follow the call tracker's effects; returns what changed on the list."""
         changes: list[Change] = []
         for effect in effects:
             match effect:
-                case tr.CallEnded(record=rec) if rec.outcome in OWED and dialable(
-                    rec.caller_number
-                ):
+                case tr.CallEnded(record=rec) if owed(rec):
                     entry = Callback(
                         rec.call_id,
                         rec.service,
                         rec.caller_number,
                         rec.ended_at or 0.0,
-                        rec.outcome,
+                        rec.outcome or "",
                         record=rec,
                     )
                     self._entries[entry.call_id] = entry
-                    saved.append(entry)
+                    changes.append(Queued(entry))
                 case tr.CallAnswered(record=rec) if rec.caller_number:
                     # The same number called again and a call taker answered it.
-                    for owed in self.pending():
-                        if owed.number == rec.caller_number and owed.service == rec.service:
-                            closed = self._close(owed, rec.answered_at or 0.0, "recalled")
-                            saved.append(closed)
+                    for pending in self.pending():
+                        if pending.number == rec.caller_number and pending.service == rec.service:
+                            closed = self._close(pending, rec.answered_at or 0.0, "recalled")
                             changes.append(Closed(closed))
                 case tr.CallbackResult(at=at, call_id=call_id, status=status):
                     held = self._entries.get(call_id)
@@ -128,18 +149,16 @@ class CallbackBook:
                     self._entries[call_id] = entry
                     changes.append(Attempted(entry, result, at))
                     if result == "answered":
-                        entry = self._close(entry, at, "answered")
-                        changes.append(Closed(entry))
-                    saved.append(entry)
-        return saved, changes
+                        changes.append(Closed(self._close(entry, at, "answered")))
+        return changes
 
-    def claim(self, who: str, now: float) -> Callback | None:
+    def claim(self, who: str, now: float) -> Claimed | None:
         """The oldest pending entry nobody holds, leased to ``who``; None if none."""
         for entry in self.pending():
             if entry.claimed_until is None or entry.claimed_until <= now:
                 claimed = replace(entry, claimed_by=who, claimed_until=now + CLAIM_SECONDS)
                 self._entries[entry.call_id] = claimed
-                return claimed
+                return Claimed(claimed)
         return None
 
     def _close(self, entry: Callback, at: float, result: str) -> Callback:

@@ -120,10 +120,10 @@ async def _run(cfg: config.Config) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    settings = tr.TrackerSettings(pbx_name="pbx")
+    settings = config.tracker_settings(config.Config())
     if args.config:
         try:
-            settings = app.tracker_settings(config.load(args.config))
+            settings = config.tracker_settings(config.load(args.config))
         except config.ConfigError as exc:
             print(f"pbxbridge: {args.config}: {exc}", file=sys.stderr)
             return 1

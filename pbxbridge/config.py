@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from pbxbridge import dialplan_vars as dv
+from pbxbridge.ami_items import AmiSettings
+from pbxbridge.ami_translate import WANTED_EVENTS
+from pbxbridge.delivery import CONNECT_TIMEOUT_SECONDS, DeliverySettings
+from pbxbridge.tracker import TrackerSettings
 
 ENV_CONFIG = "PBXBRIDGE_CONFIG"
 ENV_AMI_SECRET = "PBXBRIDGE_AMI_SECRET"
@@ -356,6 +360,46 @@ def _secret(
             problems.append(f"[{section}] {key}_file: {path} is empty")
         return str(value)
     return ""
+
+
+# -- the settings objects of the components, built here and nowhere else -------------
+
+
+def ami_settings(config: Config) -> AmiSettings:
+    c = config.ami
+    return AmiSettings(
+        host=c.host,
+        port=c.port,
+        username=c.username,
+        secret=c.secret,
+        ping_interval=c.ping_interval_seconds,
+        ping_timeout=c.ping_timeout_seconds,
+        wanted_events=WANTED_EVENTS,
+    )
+
+
+def tracker_settings(config: Config) -> TrackerSettings:
+    e = config.emergency
+    return TrackerSettings(
+        pbx_name=config.pbx.name,
+        emergency_queues=frozenset(e.queues),
+        default_service=e.service,
+        max_call_seconds=e.max_call_seconds,
+        categories=frozenset(e.categories),
+        agencies=dict(e.agencies),
+    )
+
+
+def delivery_settings(config: Config) -> DeliverySettings:
+    b = config.backend
+    return DeliverySettings(
+        url=b.url,
+        token=b.token,
+        signing_secret=b.signing_secret,
+        ca_file=b.ca_file,
+        timeout_seconds=b.timeout_seconds,
+        connect_timeout_seconds=min(CONNECT_TIMEOUT_SECONDS, b.timeout_seconds),
+    )
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str] | None = None) -> str | None:

@@ -1,31 +1,13 @@
 """The event vocabulary shared by the AMI adapter and the pure call tracker.
 
-Only the ~20 AMI event types the tracker needs become typed events; every other
-message is ignored here (and counted by the shell). Times are Asterisk's own
-``Timestamp:`` header (manager.conf ``timestampevents = yes``); when it is missing
-the receive time stands in and the event says so, so the shell can warn once.
+Pure data: the adapter (:mod:`pbxbridge.ami_translate`) builds these from AMI
+messages, the tracker consumes them. Times are Asterisk's own ``Timestamp:`` header
+(manager.conf ``timestampevents = yes``); this module imports nothing from the parser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from math import isfinite
-from typing import Protocol, overload
-
-from pbxbridge import dialplan_vars as dv
-from pbxbridge.ami_parser import Keys, Message
 from pbxbridge.values import value
-
-
-class Fields(Protocol):
-    """What translation reads from a parsed AMI message (ami_parser.Message)."""
-
-    @overload
-    def get(self, key: str) -> str | None: ...
-    @overload
-    def get(self, key: str, default: str) -> str: ...
-    def pick(self, keys: Keys) -> Sequence[str]: ...
 
 
 @value
@@ -217,7 +199,17 @@ class LiveChannel:
     duration: float
     application: str
     application_data: str
-    bridged: bool
+    bridged: bool  # a non-empty BridgeId: talking to someone
+
+    @property
+    def queue(self) -> str | None:
+        """The queue a caller's channel waits (or talks) in: ``Queue(name,...)``."""
+        return self.application_data.split(",", 1)[0] if self.application == "Queue" else None
+
+    @property
+    def member_leg(self) -> bool:
+        """app_queue's channel to a call taker's phone (ringing, or bridged once answered)."""
+        return self.application == "AppQueue"
 
 
 @value
@@ -226,6 +218,30 @@ class Snapshot:
 
     at: float
     channels: tuple[LiveChannel, ...]
+
+
+@value
+class MembersListed:
+    """The QueueStatus list after a login: every queue member's status now."""
+
+    at: float
+    members: tuple[MemberStatus, ...]
+
+
+@value
+class AmiConnected:
+    """Logged in to AMI; the snapshot that follows tells what the gap hid."""
+
+    at: float
+    banner: str
+
+
+@value
+class AmiDisconnected:
+    """The AMI session ended: nothing is seen until the next login's snapshot."""
+
+    at: float
+    reason: str
 
 
 Event = (
@@ -247,190 +263,7 @@ Event = (
     | BlindTransferred
     | AttendedTransferred
     | CallbackDialed
+    | MembersListed
+    | AmiConnected
+    | AmiDisconnected
 )
-
-
-def _time(raw: str, received_at: float) -> tuple[float, bool]:
-    if raw:
-        try:
-            at = float(raw)
-        except ValueError:
-            pass
-        else:
-            if isfinite(at):  # "nan" and "inf" parse as floats; no time is either
-                return at, True
-    return received_at, False
-
-
-def event_time(msg: Fields, received_at: float) -> tuple[float, bool]:
-    """Asterisk's Timestamp when present and sane, else the receive time (and False)."""
-    return _time(msg.get("Timestamp", ""), received_at)
-
-
-# Every channel event carries Asterisk's channel snapshot; these are the fields of it
-# pbxbridge reads, in the order Asterisk writes them. A translation picks them in one
-# call (see ami_parser.Keys), after the Timestamp and before the event's own fields.
-_CHANNEL = ("Channel", "CallerIDNum", "CallerIDName", "Exten", "Uniqueid", "Linkedid")
-
-
-def _ref(v: Sequence[str], at: int = 1) -> ChannelRef:
-    """The ChannelRef from values picked with ``_CHANNEL`` starting at index ``at``."""
-    return ChannelRef(v[at + 4], v[at + 5], v[at], v[at + 1], v[at + 2], v[at + 3])
-
-
-_CHANNEL_ONLY = Keys(*_CHANNEL)  # list items (CoreShowChannel) carry no Timestamp
-
-
-def channel_ref(m: Fields) -> ChannelRef:
-    return _ref(m.pick(_CHANNEL_ONLY), 0)
-
-
-def _int(value: str | None, default: int = 0) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        return default
-
-
-def parse_duration(value: str) -> float:
-    """CoreShowChannel's ``Duration`` (HH:MM:SS) in seconds; 0 when unparseable."""
-    parts = value.split(":")
-    try:
-        return float(sum(int(p) * 60**i for i, p in enumerate(reversed(parts))))
-    except ValueError:
-        return 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Translation:
-    """How one AMI event type becomes a typed event: the fields it reads, Timestamp
-    first and then in the order Asterisk writes them, and the builder given the
-    message, those values and the event's time."""
-
-    keys: Keys
-    build: Callable[[Fields, Sequence[str], float], Event | None]
-
-
-def _channel_event(
-    build: Callable[[Fields, Sequence[str], float], Event | None], *extra: str
-) -> Translation:
-    return Translation(Keys("Timestamp", *_CHANNEL, *extra), build)
-
-
-def _other_event(build: Callable[[Fields, Sequence[str], float], Event | None]) -> Translation:
-    return Translation(Keys("Timestamp"), build)
-
-
-def _user_event(m: Fields, v: Sequence[str], at: float) -> Event | None:
-    """The dialplan hooks (dialplan/pbxbridge.conf), by UserEvent name."""
-    name, ref = v[7], _ref(v)
-    if name == dv.USEREVENT_OFFERED:
-        return Offered(at, ref, m.get(dv.HEADER_SERVICE, ""))
-    if name == dv.USEREVENT_CLASSIFY:
-        return Classified(at, ref, m.get(dv.HEADER_CATEGORY, ""))
-    if name == dv.USEREVENT_DISPATCH:
-        return DispatchHooked(at, ref, m.get(dv.HEADER_AGENCY, ""))
-    if name == dv.USEREVENT_CALLBACK:
-        return CallbackDialed(at, ref, m.get(dv.HEADER_CALL_ID, ""), m.get(dv.HEADER_STATUS, ""))
-    return None
-
-
-def _member_status(m: Fields, v: Sequence[str], at: float) -> Event:
-    return MemberStatus(
-        at,
-        m.get("Queue", ""),
-        m.get("MemberName") or m.get("Name", ""),
-        _int(m.get("Status")),
-        m.get("Paused") == "1",
-    )
-
-
-def _booted(m: Fields, v: Sequence[str], at: float) -> Event:
-    uptime = m.get("Uptime")
-    try:
-        return Booted(at, float(uptime) if uptime else None)
-    except ValueError:
-        return Booted(at, None)
-
-
-# The table of contents of what pbxbridge reads from AMI: event name -> translation.
-# Values: v[0] the Timestamp, v[1:7] the channel (see _ref), then the extra fields.
-TRANSLATORS: Mapping[str, Translation] = {
-    "Newchannel": _channel_event(lambda m, v, at: ChannelCreated(at, _ref(v))),
-    "HangupRequest": _channel_event(lambda m, v, at: HangupRequested(at, _ref(v))),
-    "SoftHangupRequest": _channel_event(
-        lambda m, v, at: HangupRequested(at, _ref(v), _int(v[7])), "Cause"
-    ),
-    "Hangup": _channel_event(lambda m, v, at: ChannelHungUp(at, _ref(v), v[7]), "Cause"),
-    "UserEvent": _channel_event(_user_event, "UserEvent"),
-    "QueueCallerJoin": _channel_event(lambda m, v, at: QueueJoined(at, _ref(v), v[7]), "Queue"),
-    "QueueCallerLeave": _channel_event(lambda m, v, at: QueueLeft(at, _ref(v), v[7]), "Queue"),
-    "AgentCalled": _channel_event(
-        lambda m, v, at: AgentRinging(at, _ref(v), v[8], v[9], v[7]),
-        "DestUniqueid",
-        "Queue",
-        "MemberName",
-    ),
-    "AgentRingNoAnswer": _channel_event(
-        lambda m, v, at: AgentNoAnswer(at, _ref(v), v[8], v[9], v[7], _int(v[10])),
-        "DestUniqueid",
-        "Queue",
-        "MemberName",
-        "RingTime",
-    ),
-    "AgentConnect": _channel_event(
-        lambda m, v, at: AgentAnswered(at, _ref(v), v[9], v[10], v[8], v[7]),
-        "DestChannel",
-        "DestUniqueid",
-        "Queue",
-        "MemberName",
-    ),
-    "BlindTransfer": _other_event(
-        lambda m, v, at: BlindTransferred(
-            at,
-            m.get("TransfereeLinkedid", ""),
-            m.get("Extension", ""),
-            m.get("Result") == "Success",
-        )
-    ),
-    "AttendedTransfer": _other_event(
-        lambda m, v, at: AttendedTransferred(
-            at,
-            m.get("TransfereeLinkedid") or m.get("OrigTransfererLinkedid", ""),
-            m.get("Result") == "Success",
-        )
-    ),
-    "QueueMemberStatus": _other_event(_member_status),
-    "QueueMember": _other_event(_member_status),
-    "FullyBooted": _other_event(_booted),
-    "Shutdown": _other_event(lambda m, v, at: PbxShutdown(at, m.get("Restart") == "True")),
-}
-
-# Event names worth asking Asterisk for; everything else is noise to pbxbridge.
-WANTED_EVENTS = frozenset(TRANSLATORS) | {"CoreShowChannel", "CoreShowChannelsComplete"}
-
-
-def translate(msg: Message, received_at: float) -> tuple[Event | None, bool]:
-    """The typed event for an AMI event message (or None), and whether it had a Timestamp."""
-    t = TRANSLATORS.get(msg.event or "")
-    if t is None:
-        return None, True
-    values = msg.pick(t.keys)
-    at, stamped = _time(values[0], received_at)
-    return t.build(msg, values, at), stamped
-
-
-def snapshot(items: Sequence[Message], at: float) -> Snapshot:
-    """A Snapshot from CoreShowChannel list items."""
-    channels = tuple(
-        LiveChannel(
-            ref=channel_ref(m),
-            duration=parse_duration(m.get("Duration", "")),
-            application=m.get("Application", ""),
-            application_data=m.get("ApplicationData", ""),
-            bridged=bool(m.get("BridgeId")),
-        )
-        for m in items
-        if m.event == "CoreShowChannel"
-    )
-    return Snapshot(at, channels)

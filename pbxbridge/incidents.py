@@ -10,10 +10,11 @@ the same id and is deduplicated by the outbox and by the backend.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from pbxbridge import callbacks as cb
 from pbxbridge.tracker import CallAnswered, CallEnded, CallOffered, CallRecord, CallUpdated, Effect
 
 SCHEMA = "pbxbridge.incident/1"
@@ -50,6 +51,7 @@ def call_json(rec: CallRecord) -> dict[str, Any]:
         "offered_at_estimated": rec.offered_at_estimated,
         "queued_at": rfc3339(rec.queued_at),
         "answered_at": rfc3339(rec.answered_at),
+        "answered_at_estimated": rec.answered_at_estimated,
         "ended_at": rfc3339(rec.ended_at),
         "outcome": rec.outcome,
         "abandon_stage": rec.abandon_stage,
@@ -80,6 +82,7 @@ def record_from_json(call: dict[str, Any]) -> CallRecord:
         offered_at_estimated=call["offered_at_estimated"],
         queued_at=parse_rfc3339(call["queued_at"]),
         answered_at=parse_rfc3339(call["answered_at"]),
+        answered_at_estimated=call.get("answered_at_estimated", False),
         ended_at=parse_rfc3339(call["ended_at"]),
         queue=call["queue"],
         agent=call["agent"],
@@ -136,8 +139,16 @@ def incident(
     return Incident(eid, rec.call_id, type_, at, body.encode("utf-8"))
 
 
-def from_effect(effect: Effect) -> Incident | None:
-    """The incident event for a tracker effect, or None when dispatch does not need it."""
+def callback_json(e: cb.Callback) -> dict[str, Any]:
+    """A callback list entry as the local API and ``call.updated`` show it."""
+    data = {f.name: getattr(e, f.name) for f in fields(e) if f.name != "record"}
+    for key in ("abandoned_at", "first_attempt_at", "claimed_until", "closed_at"):
+        data[key] = rfc3339(data[key])
+    return data
+
+
+def from_effect(effect: Effect | cb.Change) -> Incident | None:
+    """The incident event for an effect, or None when dispatch does not need it."""
     match effect:
         case CallOffered(record=rec):
             return incident(rec, OFFERED, rec.offered_at)
@@ -148,6 +159,19 @@ def from_effect(effect: Effect) -> Incident | None:
         case CallUpdated(record=rec, at=at):
             # Asterisk's microsecond Timestamp of the hook makes the id deterministic.
             return incident(rec, UPDATED, at, update_number(at))
+        case cb.Attempted(entry=entry) | cb.Closed(entry=entry) if entry.record is not None:
+            # The callback state rides on a call.updated of the original call.
+            state = callback_json(entry)
+            if isinstance(effect, cb.Attempted):
+                state["last_attempt"] = {"result": effect.result, "at": rfc3339(effect.at)}
+            return incident(
+                entry.record,
+                UPDATED,
+                effect.at,
+                # An answered callback is an attempt and a close at the same instant: two ids.
+                update_number(effect.at) + isinstance(effect, cb.Closed),
+                extra={"callback": state},
+            )
     return None
 
 

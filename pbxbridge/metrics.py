@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -36,11 +36,12 @@ from prometheus_client.utils import floatToGoString
 from pbxbridge import callbacks as cb
 from pbxbridge import tracker as tr
 from pbxbridge.ami import AmiState
+from pbxbridge.ami_translate import TranslationStats
+from pbxbridge.delivery import REASONS as DELIVERY_REASONS
+from pbxbridge.delivery import DeliveryStats
 from pbxbridge.incidents import TYPES as INCIDENT_TYPES
 from pbxbridge.members import STATUSES
-from pbxbridge.pipeline import PipelineStats
-from pbxbridge.sink import REASONS as DELIVERY_REASONS
-from pbxbridge.sink import DeliveryStats
+from pbxbridge.pipeline import Effect, PipelineStats
 
 # 10, 15 and 20 s are bucket bounds so that the NFPA (10 s) and NENA (15 s, 20 s) service
 # levels are exact in PromQL, not interpolated.
@@ -59,10 +60,10 @@ IN_PROGRESS_STATES: dict[tr.State, str] = {
     tr.State.RINGING: "ringing",
     tr.State.TALKING: "talking",
     tr.State.LEFT_QUEUE: "left_queue",
+    # Not seen since an AMI gap or a restart, until the next snapshot (seconds).
+    tr.State.UNKNOWN: "unknown",
 }
-NOT_ANSWERED = frozenset(
-    {tr.State.ARRIVING, tr.State.WAITING, tr.State.RINGING, tr.State.LEFT_QUEUE}
-)
+NOT_ANSWERED = frozenset(tr.UNANSWERED)
 
 # Every kind of anomaly the tracker can return, derived from its own tables.
 ANOMALY_KINDS = tuple(
@@ -223,7 +224,7 @@ class Metrics:
 
     # -- the event path -------------------------------------------------------------
 
-    def apply(self, effects: list[tr.Effect]) -> None:
+    def apply(self, effects: Sequence[Effect]) -> None:
         for effect in effects:
             match effect:
                 case tr.CallOffered(record=rec):
@@ -243,18 +244,13 @@ class Metrics:
                     self.classified.labels(rec.service, rec.category).inc()
                 case tr.CallUpdated(record=rec, what="dispatch") if rec.dispatched_to:
                     self.dispatched.labels(rec.service, rec.dispatched_to[-1][0]).inc()
-
-    def callback_changed(self, change: cb.Change) -> None:
-        """The callback desk's changes (attempts, entries leaving the list)."""
-        entry = change.entry
-        match change:
-            case cb.Attempted(result=result, at=at):
-                self.callbacks.labels(entry.service, result).inc()
-                if entry.attempts == 1:
-                    delay = max(0.0, at - entry.abandoned_at)
-                    self.callback_delay.labels(entry.service).observe(delay)
-            case cb.Closed() if entry.result == "recalled":
-                self.callbacks.labels(entry.service, "recalled").inc()
+                case cb.Attempted(entry=entry, result=result, at=at):
+                    self.callbacks.labels(entry.service, result).inc()
+                    if entry.attempts == 1:
+                        delay = max(0.0, at - entry.abandoned_at)
+                        self.callback_delay.labels(entry.service).observe(delay)
+                case cb.Closed(entry=entry) if entry.result == "recalled":
+                    self.callbacks.labels(entry.service, "recalled").inc()
 
     def _ended(self, rec: tr.CallRecord) -> None:
         service, queue = rec.service, _queue_of(rec)
@@ -292,9 +288,12 @@ class Metrics:
         self.registry.register(AmiSession(state, malformed_event_lines))
 
     def watch_pipeline(
-        self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]
+        self,
+        stats: PipelineStats,
+        translation: TranslationStats,
+        backlog: Callable[[], int],
     ) -> None:
-        self.registry.register(PipelineHealth(stats, backlog))
+        self.registry.register(PipelineHealth(stats, translation, backlog))
 
     def watch_callbacks(
         self, pending: Callable[[], list[cb.Callback]], clock: Callable[[], float] = time.time
@@ -444,21 +443,23 @@ class AmiSession(Collector):
 
 
 class PipelineHealth(Collector):
-    def __init__(self, stats: Callable[[], PipelineStats], backlog: Callable[[], int]) -> None:
+    def __init__(
+        self, stats: PipelineStats, translation: TranslationStats, backlog: Callable[[], int]
+    ) -> None:
         self._stats = stats
+        self._translation = translation
         self._backlog = backlog
 
     def collect(self) -> Iterator[Metric]:
-        s = self._stats()
         yield _counter(
             "pbxbridge_pipeline_errors",
             "Items dropped because handling them raised (each is also logged).",
-            s.handler_errors,
+            self._stats.handler_errors,
         )
         yield _counter(
             "pbxbridge_ami_events_without_timestamp",
             "Events without an AMI Timestamp (the receive time stood in).",
-            s.missing_timestamp,
+            self._translation.missing_timestamp,
         )
         yield GaugeMetricFamily(
             "pbxbridge_pipeline_backlog",

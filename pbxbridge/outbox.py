@@ -31,6 +31,7 @@ from typing import ParamSpec, TypeVar
 
 import structlog
 
+from pbxbridge import callbacks as cb
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
 
@@ -510,13 +511,12 @@ class OutboxSink:
         self.enqueued = 0  # events handed to the writer
         self.committed = 0  # new events committed (a re-announced event is not new)
 
-    def apply(self, effects: list[tr.Effect]) -> None:
+    def apply(self, effects: Sequence[tr.Effect | cb.Change]) -> None:
         incidents = [i for e in effects if (i := inc.from_effect(e)) is not None]
         if incidents:
-            self.enqueue(incidents)
+            self._enqueue(incidents)
 
-    def enqueue(self, incidents: Sequence[inc.Incident]) -> None:
-        """Queue incidents not produced by the tracker (e.g. reconciliation closes)."""
+    def _enqueue(self, incidents: Sequence[inc.Incident]) -> None:
         fut = self.outbox.submit(incidents)
         self.enqueued += len(incidents)
         self._outstanding.add(fut)

@@ -25,6 +25,9 @@ class CallRecord:
     offered_at_estimated: bool = False  # adopted after a gap: from the channel's Duration
     queued_at: float | None = None
     answered_at: float | None = None
+    # Answered while pbxbridge could not see it (a restart, an AMI gap): the time of the
+    # first snapshot that showed the caller bridged, the latest the answer can have been.
+    answered_at_estimated: bool = False
     ended_at: float | None = None
     queue: str | None = None
     agent: str | None = None
@@ -113,6 +116,37 @@ class Anomaly:
     detail: str = ""
 
 
+@value
+class SessionChanged:
+    """The AMI session came up (``detail``: the banner) or went down (the reason);
+    ``unknown``: unanswered calls whose state is unknown until the next snapshot."""
+
+    at: float
+    up: bool
+    detail: str
+    unknown: int = 0
+
+
+@value
+class Resynced:
+    """A snapshot set every held call from Asterisk's present: ``live`` calls by the
+    state now seen (``states``), ``closed`` as interrupted, ``adopted`` newly found."""
+
+    at: float
+    live: int
+    closed: int
+    adopted: int
+    states: tuple[tuple[str, int], ...]
+
+
 Effect = (
-    CallOffered | CallAnswered | CallEnded | CallUpdated | CallbackResult | RingNoAnswer | Anomaly
+    CallOffered
+    | CallAnswered
+    | CallEnded
+    | CallUpdated
+    | CallbackResult
+    | RingNoAnswer
+    | Anomaly
+    | SessionChanged
+    | Resynced
 )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from pbxbridge import events as ev
 from pbxbridge.ami_parser import AmiStreamParser, Message
+from pbxbridge.ami_translate import Reply, Translator
 
 HEADER_MARK = b"#"
 
@@ -35,28 +36,30 @@ def messages(pieces: Iterable[bytes]) -> Iterator[Message]:
         yield from parser.feed(piece)
 
 
-def events(msgs: Iterable[Message], fallback_time: float = 0.0) -> Iterator[ev.Event]:
-    """Typed events in stream order; a CoreShowChannels list becomes one Snapshot.
+def events(
+    msgs: Iterable[Message], fallback_time: float = 0.0, translator: Translator | None = None
+) -> Iterator[ev.Event]:
+    """Typed events in stream order, by the live client's own grouping and translation:
+    a CoreShowChannels list becomes one Snapshot, a QueueStatus list MembersListed.
 
-    List items carry no Timestamp; offline, the last event's Timestamp stands in for
-    the receive time the live client would use.
+    Offline there is no receive time: the last event's Timestamp stands in for it.
+    Every message carrying an ActionID is taken as a reply (a capture's actions were
+    the recording client's).
     """
-    lists: dict[str, list[Message]] = {}
+    translator = translator if translator is not None else Translator()
+    replies: dict[str, Reply] = {}
     clock = fallback_time
     for msg in msgs:
         aid = msg.action_id
-        if msg.response is not None:
-            if aid and (msg.get("EventList") or "").lower() == "start":
-                lists[aid] = []
+        if aid is None:
+            event = translator.event(msg, clock)
+            if event is not None:
+                clock = event.at
+                yield event
             continue
-        if aid is not None and aid in lists:
-            lists[aid].append(msg)
-            if (msg.get("EventList") or "").lower() == "complete":
-                items = lists.pop(aid)
-                if any(m.event == "CoreShowChannel" for m in items):
-                    yield ev.snapshot(items, clock)
-            continue
-        event, _ = ev.translate(msg, clock)
-        if event is not None:
-            clock = event.at
-            yield event
+        reply = replies.setdefault(aid, Reply())
+        if reply.add(msg):
+            del replies[aid]
+            listed = translator.listed(reply.items, clock)
+            if listed is not None:
+                yield listed

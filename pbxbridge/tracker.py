@@ -10,16 +10,24 @@ is decided by the state the call was in when the caller hung up (``END_OF_CALL``
 Asterisk's QueueCallerAbandon cannot decide it: app_queue emits it on a queue
 timeout too. What tells a caller's hang-up apart is the HangupRequest (or the
 Hangup) on a caller-side channel, which Asterisk emits before the queue cleans up.
+
+AMI has no replay. When the session drops, and for the calls the outbox says were
+open when pbxbridge stopped, an unanswered call's state is ``UNKNOWN``: it may have
+been answered meanwhile. The first snapshot after the login (CoreShowChannels: is
+the caller's channel in ``Queue()``, bridged to a call taker, is a call taker's phone
+ringing for it) sets its state from what Asterisk has now. A caller who hangs up
+while the state is unknown ends ``interrupted``, never ``abandoned``; answered is
+never undone.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
-from pbxbridge import dialplan_vars as dv
 from pbxbridge import events as ev
 from pbxbridge.records import (
     ABANDON_STAGES,
@@ -32,7 +40,9 @@ from pbxbridge.records import (
     CallRecord,
     CallUpdated,
     Effect,
+    Resynced,
     RingNoAnswer,
+    SessionChanged,
 )
 
 # The record and the effects live in records.py; users of the tracker find them here too.
@@ -49,7 +59,9 @@ __all__ = [
     "CallUpdated",
     "CallbackResult",
     "Effect",
+    "Resynced",
     "RingNoAnswer",
+    "SessionChanged",
     "State",
     "Tracker",
     "TrackerSettings",
@@ -63,10 +75,16 @@ class State(enum.Enum):
     RINGING = "ringing"  # in a queue, at least one call taker's phone ringing
     TALKING = "talking"  # a call taker answered
     LEFT_QUEUE = "left_queue"  # the last queue timed out; the PBX is giving up
+    UNKNOWN = "unknown"  # not seen since an AMI gap or a restart: maybe answered meanwhile
     ENDED = "ended"
 
 
-# (state, what happened) -> next state. Every transition of an emergency call.
+UNANSWERED = (State.ARRIVING, State.WAITING, State.RINGING, State.LEFT_QUEUE, State.UNKNOWN)
+LIVE = (*UNANSWERED, State.TALKING)
+# What a snapshot can see a call doing (see Tracker._seen).
+SEEN = (State.ARRIVING, State.WAITING, State.RINGING, State.TALKING, State.LEFT_QUEUE)
+
+# (state, what happened) -> next state. Every state change of an emergency call.
 TRANSITIONS: Mapping[tuple[State, str], State] = {
     (State.ARRIVING, "queue_joined"): State.WAITING,
     (State.LEFT_QUEUE, "queue_joined"): State.WAITING,
@@ -79,6 +97,18 @@ TRANSITIONS: Mapping[tuple[State, str], State] = {
     (State.LEFT_QUEUE, "agent_answered"): State.TALKING,
     (State.WAITING, "queue_left"): State.LEFT_QUEUE,
     (State.RINGING, "queue_left"): State.LEFT_QUEUE,
+    # After a gap, what is seen happening is exact again.
+    (State.UNKNOWN, "queue_joined"): State.WAITING,
+    (State.UNKNOWN, "agent_ringing"): State.RINGING,
+    (State.UNKNOWN, "agent_answered"): State.TALKING,
+    (State.UNKNOWN, "queue_left"): State.LEFT_QUEUE,
+    # AMI dropped: anything may happen to an unanswered call until the next snapshot.
+    **{(s, "session_lost"): State.UNKNOWN for s in UNANSWERED},
+    # A snapshot is the present: it overrides whatever an unanswered call was last seen
+    # doing; an answered call stays answered.
+    **{(s, f"seen_{seen.value}"): seen for s in UNANSWERED for seen in SEEN},
+    (State.TALKING, "seen_talking"): State.TALKING,
+    **{(s, "ended"): State.ENDED for s in LIVE},
 }
 
 # State when the caller hung up -> (outcome, abandon stage).
@@ -88,20 +118,24 @@ END_OF_CALL: Mapping[State, tuple[str, str | None]] = {
     State.RINGING: ("abandoned", "ringing"),
     State.TALKING: ("answered", None),
     State.LEFT_QUEUE: ("unanswered", None),
+    State.UNKNOWN: ("interrupted", None),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
+    """Built from the config by :func:`pbxbridge.config.tracker_settings`; the fields
+    with defaults are memory bounds, not configuration."""
+
     pbx_name: str
-    emergency_queues: frozenset[str] = frozenset()
-    default_service: str = "112"
+    emergency_queues: frozenset[str]
+    default_service: str
     # An emergency call open longer than this is closed as interrupted: the tracker's
     # memory stays bounded even if a Hangup is ever lost.
-    max_call_seconds: float = 4 * 3600
+    max_call_seconds: float
+    categories: frozenset[str]
+    agencies: Mapping[str, str]
     remember_finished: int = 10_000
-    categories: frozenset[str] = frozenset(dv.DEFAULT_CATEGORIES)
-    agencies: Mapping[str, str] = field(default_factory=lambda: dict(dv.DEFAULT_AGENCIES))
     # Post-call hooks find "the call taker's last call" by phone; one entry per phone.
     remember_devices: int = 2_000
 
@@ -125,9 +159,6 @@ class _Call:
     consult_agency: str | None = None  # an attended transfer's consultation leg
 
 
-Handler = Callable[["Tracker", "ev.Event"], list[Effect]]
-
-
 class Tracker:
     def __init__(self, settings: TrackerSettings) -> None:
         self.settings = settings
@@ -148,24 +179,30 @@ class Tracker:
     def open_call_count(self) -> int:
         return len(self._calls)
 
-    def restore(self, record: CallRecord) -> None:
-        """Take back a call announced before a restart (its last state, from the outbox)
-        that the PBX still has. Its state follows from what the record says happened."""
-        known = self._calls.get(record.linkedid)
-        if known is not None and known.record is not None:
-            return
-        call = _Call(record.linkedid, record.offered_at, estimated=record.offered_at_estimated)
-        call.record = record
-        call.caller_side.add(record.linkedid)
-        if record.answered_at is not None:
-            call.state = State.TALKING
-        elif record.queued_at is not None:
-            call.state = State.WAITING
-        self._calls[record.linkedid] = call
+    def restore(self, records: Iterable[CallRecord]) -> None:
+        """Take back the calls announced before a restart (their last state, from the
+        outbox) before any event is handled. An unanswered one is UNKNOWN until the
+        first snapshot says what it is doing now, or that it is gone (interrupted)."""
+        for record in records:
+            known = self._calls.get(record.linkedid)
+            if record.linkedid in self._finished or (known is not None and known.record):
+                continue
+            call = _Call(
+                record.linkedid,
+                record.offered_at,
+                estimated=record.offered_at_estimated,
+                state=State.UNKNOWN,
+                record=record,
+            )
+            call.caller_side.add(record.linkedid)
+            self._calls[record.linkedid] = call
+            if record.answered_at is not None:
+                self._move(call, "agent_answered")
 
     # -- the one entry point ------------------------------------------------------------
 
     def handle(self, event: ev.Event) -> list[Effect]:
+        # Events with no handler (Booted, MemberStatus, ...) change no call.
         handler = HANDLERS.get(type(event))
         if handler is None:
             return []
@@ -330,21 +367,39 @@ class Tracker:
         for ch in e.channels:
             live.setdefault(ch.ref.linkedid, []).append(ch)
         effects: list[Effect] = []
+        closed = adopted = 0
         for call in list(self._calls.values()):
-            if call.linkedid not in live:
+            channels = live.get(call.linkedid)
+            if channels is None:
                 if call.record is not None:
+                    closed += 1
                     effects += self._end(call, e.at, ("interrupted", None))
                 else:
                     self._forget(call)
+            elif call.record is not None:
+                effects += self._settle(call, channels, e.at)
         for linkedid, channels in live.items():
-            if linkedid in self._finished:
-                continue
-            effects += self._adopt(linkedid, channels, e.at)
-        return effects
+            if linkedid not in self._finished:
+                found = self._adopt(linkedid, channels, e.at)
+                adopted += bool(found)
+                effects += found
+        states = Counter(c.state.value for c in self._calls.values() if c.record is not None)
+        summary = Resynced(
+            e.at, sum(states.values()), closed, adopted, tuple(sorted(states.items()))
+        )
+        return [*effects, summary]
 
-    def _booted(self, e: ev.Booted) -> list[Effect]:
-        # A restart is handled by the snapshot that follows every login; nothing here.
-        return []
+    def _session_up(self, e: ev.AmiConnected) -> list[Effect]:
+        return [SessionChanged(e.at, True, e.banner)]
+
+    def _session_lost(self, e: ev.AmiDisconnected) -> list[Effect]:
+        effects: list[Effect] = []
+        for call in self._calls.values():
+            if call.record is not None and call.state in UNANSWERED:
+                call.ringing.clear()
+                effects += self._move(call, "session_lost")
+        unknown = sum(1 for c in self._calls.values() if c.state is State.UNKNOWN)
+        return [*effects, SessionChanged(e.at, False, e.reason, unknown)]
 
     def _pbx_shutdown(self, e: ev.PbxShutdown) -> list[Effect]:
         self._pbx_stopping = True
@@ -422,7 +477,7 @@ class Tracker:
         rec = call.record
         assert rec is not None
         outcome, stage = result
-        call.state = State.ENDED
+        effects = self._move(call, "ended")
         call.record = replace(rec, ended_at=at, outcome=outcome, abandon_stage=stage)
         self._forget(call)
         if call.agent_device:
@@ -430,7 +485,7 @@ class Tracker:
             self._last_by_device.move_to_end(call.agent_device)
             while len(self._last_by_device) > self.settings.remember_devices:
                 self._last_by_device.popitem(last=False)
-        return [CallEnded(call.record)]
+        return [*effects, CallEnded(call.record)]
 
     def _forget(self, call: _Call) -> None:
         self._calls.pop(call.linkedid, None)
@@ -448,20 +503,51 @@ class Tracker:
         elif call.record is None and born < call.first_seen - 1.0:
             # Seen only from a later channel (e.g. a call taker's): the call is older.
             call.first_seen, call.estimated = born, True
-        call.caller_side |= {ch.ref.uniqueid for ch in channels if ch.ref.uniqueid == linkedid}
-        call.channels = {ch.ref.uniqueid for ch in channels}
         if call.record is not None:
             return []
+        call.channels = {ch.ref.uniqueid for ch in channels}
+        call.caller_side |= {ch.ref.uniqueid for ch in channels if ch.ref.uniqueid == linkedid}
         for ch in channels:
-            queue = ch.application_data.split(",", 1)[0]
-            if ch.application == "Queue" and queue in self.settings.emergency_queues:
+            if ch.queue in self.settings.emergency_queues:
                 effects = self._promote(call, ch.ref, self.settings.default_service)
-                call.state = State.TALKING if ch.bridged else State.WAITING
                 rec = call.record
                 assert rec is not None
-                call.record = replace(rec, queues=(queue,), queue=queue)
-                return [*effects, Anomaly("call_adopted", linkedid)]
+                call.record = replace(rec, queues=(ch.queue,), queue=ch.queue)
+                return [
+                    *effects,
+                    *self._settle(call, channels, at),
+                    Anomaly("call_adopted", linkedid),
+                ]
         return []
+
+    def _settle(self, call: _Call, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
+        """Set a live call's state from what a snapshot shows it doing now."""
+        in_queue = [ch for ch in channels if ch.queue is not None]
+        ringing = {ch.ref.uniqueid for ch in channels if ch.member_leg and not ch.bridged}
+        rec = call.record
+        assert rec is not None
+        if any(ch.bridged for ch in in_queue):
+            seen = State.TALKING
+        elif in_queue:
+            seen = State.RINGING if ringing else State.WAITING
+        else:
+            seen = State.ARRIVING if rec.queued_at is None else State.LEFT_QUEUE
+        if call.state is State.TALKING and seen is not State.TALKING:
+            return []  # answered, then transferred or put on hold: still answered
+        call.channels = {ch.ref.uniqueid for ch in channels}
+        call.caller_side |= {ch.ref.uniqueid for ch in in_queue}
+        call.ringing = ringing if seen is State.RINGING else set()
+        effects = self._move(call, f"seen_{seen.value}")
+        if seen is State.TALKING and rec.answered_at is None:
+            # Answered while pbxbridge could not see it: AMI tells no answer time, so
+            # the snapshot's time stands in, the latest moment it can have been (an
+            # answer time never better than the real one), and the record says so.
+            queue = in_queue[0].queue
+            call.record = replace(
+                rec, answered_at=at, answered_at_estimated=True, queue=queue, agent=None
+            )
+            effects.append(CallAnswered(call.record))
+        return effects
 
 
 def _dispatched(agency: str, at: float) -> Callable[[CallRecord], CallRecord]:
@@ -476,25 +562,39 @@ def _known(value: str) -> str:
     return "" if value in ("<unknown>", "unknown") else value
 
 
-HANDLERS: Mapping[type, Callable[[Tracker, ev.Event], list[Effect]]] = {
-    ev.ChannelCreated: Tracker._channel_created,  # type: ignore[dict-item]
-    ev.Offered: Tracker._offered,  # type: ignore[dict-item]
-    ev.QueueJoined: Tracker._queue_joined,  # type: ignore[dict-item]
-    ev.QueueLeft: Tracker._queue_left,  # type: ignore[dict-item]
-    ev.AgentRinging: Tracker._agent_ringing,  # type: ignore[dict-item]
-    ev.AgentNoAnswer: Tracker._agent_no_answer,  # type: ignore[dict-item]
-    ev.AgentAnswered: Tracker._agent_answered,  # type: ignore[dict-item]
-    ev.HangupRequested: Tracker._hangup_requested,  # type: ignore[dict-item]
-    ev.ChannelHungUp: Tracker._hung_up,  # type: ignore[dict-item]
-    ev.Snapshot: Tracker._snapshot,  # type: ignore[dict-item]
-    ev.Booted: Tracker._booted,  # type: ignore[dict-item]
-    ev.PbxShutdown: Tracker._pbx_shutdown,  # type: ignore[dict-item]
-    ev.Classified: Tracker._classified,  # type: ignore[dict-item]
-    ev.DispatchHooked: Tracker._dispatch_hooked,  # type: ignore[dict-item]
-    ev.BlindTransferred: Tracker._blind_transferred,  # type: ignore[dict-item]
-    ev.AttendedTransferred: Tracker._attended_transferred,  # type: ignore[dict-item]
-    ev.CallbackDialed: Tracker._callback_dialed,  # type: ignore[dict-item]
-}
+E = TypeVar("E")
+
+
+def _on(
+    event_type: type[E], handler: Callable[[Tracker, E], list[Effect]]
+) -> tuple[type, Callable[[Tracker, Any], list[Effect]]]:
+    """One row of HANDLERS; the type checker holds each handler to its event type."""
+    return event_type, handler
+
+
+# The table of contents of the tracker: event type -> handler.
+HANDLERS: Mapping[type, Callable[[Tracker, Any], list[Effect]]] = dict(
+    [
+        _on(ev.ChannelCreated, Tracker._channel_created),
+        _on(ev.Offered, Tracker._offered),
+        _on(ev.QueueJoined, Tracker._queue_joined),
+        _on(ev.QueueLeft, Tracker._queue_left),
+        _on(ev.AgentRinging, Tracker._agent_ringing),
+        _on(ev.AgentNoAnswer, Tracker._agent_no_answer),
+        _on(ev.AgentAnswered, Tracker._agent_answered),
+        _on(ev.HangupRequested, Tracker._hangup_requested),
+        _on(ev.ChannelHungUp, Tracker._hung_up),
+        _on(ev.Snapshot, Tracker._snapshot),
+        _on(ev.AmiConnected, Tracker._session_up),
+        _on(ev.AmiDisconnected, Tracker._session_lost),
+        _on(ev.PbxShutdown, Tracker._pbx_shutdown),
+        _on(ev.Classified, Tracker._classified),
+        _on(ev.DispatchHooked, Tracker._dispatch_hooked),
+        _on(ev.BlindTransferred, Tracker._blind_transferred),
+        _on(ev.AttendedTransferred, Tracker._attended_transferred),
+        _on(ev.CallbackDialed, Tracker._callback_dialed),
+    ]
+)
 
 
 def replay(events: Iterable[ev.Event], settings: TrackerSettings) -> list[Effect]:

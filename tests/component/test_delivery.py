@@ -24,13 +24,14 @@ from aiohttp import web
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
 from pbxbridge.outbox import Outbox, OutboxSink
-from pbxbridge.sink import Delivery, DeliverySettings
+from pbxbridge.delivery import Delivery
+from tests.support import settings
 from tests.support.backend import Backend, free_port, make_ca, serve, verify_signature
 from tests.support.calls import lifecycle, record
 
 # Production policy scaled down so a test runs in seconds.
-FAST = DeliverySettings(
-    url=None,
+FAST = settings.delivery(
+    None,
     timeout_seconds=2.0,
     connect_timeout_seconds=1.0,
     backoff_base=0.05,

@@ -13,6 +13,7 @@ from pbxbridge import http
 from pbxbridge import tracker as tr
 from pbxbridge.ami import AmiState
 from pbxbridge.metrics import Metrics
+from tests.support import settings
 
 SECRET = "s3cret-never-shown"
 
@@ -42,7 +43,7 @@ async def served(
     extra: list[http.ComponentCheck] | None = None,
 ) -> AsyncIterator[tuple[str, Metrics]]:
     metrics = Metrics(service="112", queues=("calltakers",))
-    metrics.watch_calls(tr.Tracker(tr.TrackerSettings("lab")))
+    metrics.watch_calls(tr.Tracker(settings.tracker("lab")))
     metrics.watch_ami(state)
     beat = heartbeat or http.Heartbeat(interval=0.05)
     app = http.build_app(

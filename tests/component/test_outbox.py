@@ -11,16 +11,13 @@ from pathlib import Path
 import pytest
 
 from pbxbridge import cli
-from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
 from pbxbridge.outbox import (
-    OpenCall,
     Outbox,
     OutboxDB,
     OutboxError,
     OutboxSink,
 )
-from pbxbridge.restart import interrupted, reconcile
 from tests.support.calls import lifecycle, record
 
 
@@ -145,29 +142,6 @@ async def test_open_calls_are_offered_but_not_ended(tmp_path: Path) -> None:
     assert calls[0].record.answered_at == record(2).offered_at + 9
     assert calls[0].record.agent == "ct1"
     assert calls[1].record == record(3)
-
-
-def test_reconciliation_closes_the_gone_and_keeps_the_live() -> None:
-    """After a restart an open call absent from the snapshot is closed, a live one kept."""
-    gone = OpenCall("pbx1:a", "call.answered", replace(record(1), answered_at=1.0))
-    live = OpenCall("pbx1:b", "call.offered", record(2))
-    decision = reconcile([gone, live], live_linkedids={record(2).linkedid, "unrelated"})
-    assert decision.close == (gone,)
-    assert decision.live == (live,)
-    assert reconcile([], {"x"}).close == ()
-
-
-def test_a_closed_call_ends_as_interrupted_at_the_snapshot_time() -> None:
-    """Closing an open call writes call.ended, outcome interrupted, ended at the snapshot."""
-    rec = replace(record(1), answered_at=record(1).offered_at + 9, agent="ct1")
-    event = interrupted(OpenCall(rec.call_id, "call.answered", rec), at=rec.offered_at + 300)
-    doc = json.loads(event.body)
-    assert event.event_id == f"{rec.call_id}:call.ended"
-    assert doc["type"] == "call.ended"
-    assert doc["occurred_at"] == doc["call"]["ended_at"] == inc.rfc3339(rec.offered_at + 300)
-    assert doc["call"]["outcome"] == "interrupted"
-    assert doc["call"]["abandon_stage"] is None
-    assert doc["call"]["talk_seconds"] == 291.0
 
 
 async def test_sink_turns_effects_into_durable_rows_without_blocking(tmp_path: Path) -> None:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from pbxbridge import tracker as tr
 from pbxbridge.ami import AmiState
+from pbxbridge.ami_translate import TranslationStats
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import PipelineStats
-from pbxbridge.sink import DeliveryStats
+from pbxbridge.delivery import DeliveryStats
+from tests.support import settings
 
 
 def exported_names() -> set[str]:
     """Every sample name (``..._total``, ``..._bucket``, gauges) of a scrape."""
     m = Metrics(service="112", queues=("calltakers",), categories=("prank",), agencies=("fire",))
-    m.watch_calls(tr.Tracker(tr.TrackerSettings("pbx")))
+    m.watch_calls(tr.Tracker(settings.tracker()))
     m.watch_members(dict)
     m.watch_ami(lambda: AmiState(False, False, None, 0, 0, 0, 0, 0, 0, None, None))
-    m.watch_pipeline(PipelineStats, lambda: 0)
+    m.watch_pipeline(PipelineStats(), TranslationStats(), lambda: 0)
     m.watch_callbacks(list)
     m.watch_delivery(lambda: DeliveryStats({}, {}, 0, 0, 0.0, 0))
     # Families without samples yet (labels first seen at run time) count too.

@@ -13,13 +13,14 @@ import sys
 from typing import TextIO
 
 from pbxbridge.outbox import Outbox
-from pbxbridge.sink import Delivery, DeliverySettings
+from pbxbridge.delivery import Delivery
+from tests.support import settings as built
 from tests.support.calls import lifecycle
 
 
 async def main(db: str, url: str, acks: TextIO, start: int, count: int) -> int:
-    settings = DeliverySettings(
-        url=url, timeout_seconds=2.0, backoff_base=0.02, backoff_cap=0.2, poll_seconds=0.2
+    settings = built.delivery(
+        url, timeout_seconds=2.0, backoff_base=0.02, backoff_cap=0.2, poll_seconds=0.2
     )
     async with Outbox(db) as outbox, asyncio.TaskGroup() as tg:
         delivery = Delivery(outbox, settings)

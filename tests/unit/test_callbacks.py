@@ -15,19 +15,27 @@ def ended(call_id: str, outcome: str, number: str = "0812000111", at: float = 11
     return tr.CallEnded(rec)
 
 
-def test_abandoned_and_unanswered_calls_join_the_list_answered_do_not() -> None:
-    """Only abandoned and unanswered emergency calls with a dialable number are owed."""
+def test_abandoned_unanswered_and_never_answered_interrupted_calls_join_the_list() -> None:
+    """Abandoned, unanswered and interrupted-before-any-answer emergency calls with a
+    dialable number are owed a callback; answered ones (interrupted included) are not."""
     book = cb.CallbackBook()
-    book.apply(
+    answered_then_lost = replace(ended("f", "interrupted", at=112).record, answered_at=105.0)
+    changes = book.apply(
         [
             ended("a", "abandoned"),
             ended("b", "unanswered", at=111),
             ended("c", "answered"),
-            ended("d", "interrupted"),
+            ended("d", "interrupted", at=112),
             ended("e", "abandoned", number="anonymous"),
+            tr.CallEnded(answered_then_lost),
         ]
     )
-    assert [e.call_id for e in book.pending()] == ["a", "b"]
+    assert [e.call_id for e in book.pending()] == ["a", "b", "d"]
+    assert [(type(c), c.entry.call_id) for c in changes] == [
+        (cb.Queued, "a"),
+        (cb.Queued, "b"),
+        (cb.Queued, "d"),
+    ]
 
 
 def test_two_call_takers_claiming_at_once_get_different_callers() -> None:
@@ -36,10 +44,10 @@ def test_two_call_takers_claiming_at_once_get_different_callers() -> None:
     book.apply([ended("a", "abandoned", at=110), ended("b", "abandoned", at=105)])
     first, second = book.claim("PJSIP/1001", 200), book.claim("PJSIP/1002", 200)
     assert first is not None and second is not None
-    assert (first.call_id, second.call_id) == ("b", "a")
+    assert (first.entry.call_id, second.entry.call_id) == ("b", "a")
     assert book.claim("PJSIP/1003", 200) is None
     again = book.claim("PJSIP/1003", 200 + cb.CLAIM_SECONDS)  # an unused claim expires
-    assert again is not None and again.call_id == "b"
+    assert again is not None and again.entry.call_id == "b"
 
 
 def test_answered_callback_closes_the_entry_failed_one_keeps_it() -> None:
@@ -47,18 +55,15 @@ def test_answered_callback_closes_the_entry_failed_one_keeps_it() -> None:
     book = cb.CallbackBook()
     book.apply([ended("a", "abandoned")])
     book.claim("PJSIP/1001", 200)
-    _, changes = book.apply([tr.CallbackResult(210, "a", "NOANSWER", "PJSIP/1001")])
+    changes = book.apply([tr.CallbackResult(210, "a", "NOANSWER", "PJSIP/1001")])
     assert [type(c) for c in changes] == [cb.Attempted]
     [entry] = book.pending()
     assert (entry.attempts, entry.first_attempt_at, entry.claimed_by) == (1, 210, None)
-    saved, changes = book.apply([tr.CallbackResult(300, "a", "ANSWER", "PJSIP/1002")])
+    changes = book.apply([tr.CallbackResult(300, "a", "ANSWER", "PJSIP/1002")])
     assert [type(c) for c in changes] == [cb.Attempted, cb.Closed]
     assert book.pending() == []
-    assert (saved[-1].result, saved[-1].attempts, saved[-1].first_attempt_at) == (
-        "answered",
-        2,
-        210,
-    )
+    closed = changes[-1].entry
+    assert (closed.result, closed.attempts, closed.first_attempt_at) == ("answered", 2, 210)
 
 
 def test_the_same_number_calling_again_and_being_answered_closes_the_entry() -> None:
@@ -66,7 +71,7 @@ def test_the_same_number_calling_again_and_being_answered_closes_the_entry() -> 
     book = cb.CallbackBook()
     book.apply([ended("a", "abandoned")])
     again = replace(BASE, call_id="pbx:L2", answered_at=400.0)
-    _, changes = book.apply([tr.CallAnswered(again)])
+    changes = book.apply([tr.CallAnswered(again)])
     assert [(type(c), c.entry.result) for c in changes] == [(cb.Closed, "recalled")]
     assert book.pending() == []
 
@@ -74,4 +79,4 @@ def test_the_same_number_calling_again_and_being_answered_closes_the_entry() -> 
 def test_a_result_for_an_unknown_call_changes_nothing() -> None:
     """A callback result that matches no pending entry is ignored."""
     book = cb.CallbackBook()
-    assert book.apply([tr.CallbackResult(1, "nope", "ANSWER", "x")]) == ([], [])
+    assert book.apply([tr.CallbackResult(1, "nope", "ANSWER", "x")]) == []

@@ -1,4 +1,4 @@
-"""The delivery policy as pure functions: status classes, Retry-After, backoff, signature."""
+"""The delivery policy as pure functions: status classes, Retry-After, signature."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import hmac
 
 import pytest
 
-from pbxbridge.sink import DeliverySettings, backoff, classify, parse_retry_after, signature
+from pbxbridge.delivery import classify, parse_retry_after, signature
+from tests.support import settings
 
 NOW = 1_767_225_600.0  # Thu, 01 Jan 2026 00:00:00 GMT
 
@@ -48,15 +49,6 @@ def test_retry_after_in_seconds_and_as_a_date() -> None:
     assert classify(429, "3", NOW).retry_after == 3.0
 
 
-def test_backoff_is_full_jitter_capped() -> None:
-    """Backoff is uniform in [0, min(cap, base * 2**(n-1))]: 0.5 s, 1 s, 2 s ... 30 s."""
-    assert backoff(1, 0.5, 30, lambda: 1.0) == 0.5
-    assert backoff(3, 0.5, 30, lambda: 1.0) == 2.0
-    assert backoff(20, 0.5, 30, lambda: 1.0) == 30.0
-    assert backoff(20, 0.5, 30, lambda: 0.0) == 0.0
-    assert backoff(100_000, 0.5, 30, lambda: 1.0) == 30.0  # days of outage: no overflow
-
-
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     """The signature header is t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>."""
     body = b'{"a":1}'
@@ -66,5 +58,5 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
 
 def test_settings_repr_hides_secrets() -> None:
     """The token and the signing secret never appear in the settings' repr."""
-    text = repr(DeliverySettings(url="https://x/", token="tok-1", signing_secret="sec-2"))
+    text = repr(settings.delivery("https://x/", token="tok-1", signing_secret="sec-2"))
     assert "tok-1" not in text and "sec-2" not in text

@@ -12,16 +12,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pbxbridge import ami, replay
+from pbxbridge.ami_translate import TranslationStats, Translator
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.ami_parser import Message
 from pbxbridge.members import MemberBoard, member_status
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import Pipeline, PipelineStats
+from tests.support import settings
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
 QUEUES = ("calltakers", "backup")
-SETTINGS = tr.TrackerSettings("lab", frozenset(QUEUES))
+SETTINGS = settings.tracker("lab", tuple(QUEUES))
 ALL = sorted(p.stem for p in TRANSCRIPTS.glob("*.ami"))
 
 Labels = frozenset[tuple[str, str]]
@@ -267,19 +269,17 @@ def test_pipeline_keeps_the_member_board_from_status_events_and_queue_status_lis
     """QueueMemberStatus events update the board; a QueueStatus list replaces it whole."""
     pipeline = Pipeline(tr.Tracker(SETTINGS))
     busiest = 0
-    for msg in _messages("burst"):  # 6 calls for 4 call takers
-        if msg.event is not None and msg.response is None:
-            pipeline.handle(ami.AmiEvent(msg, received_at=0.0))
-            busiest = max(busiest, pipeline.members.counts().get(("calltakers", "in_call"), 0))
+    for event in events("burst"):  # 6 calls for 4 call takers
+        pipeline.handle(event)
+        busiest = max(busiest, pipeline.members.counts().get(("calltakers", "in_call"), 0))
     counts = pipeline.members.counts()
     assert busiest == 4
     assert sum(n for (q, _), n in counts.items() if q == "calltakers") == 4
     assert counts[("calltakers", "available")] == 4  # everybody free again at the end
 
-    items = tuple(m for m in _messages("resync_mid_call") if m.event == "QueueMember")
-    assert len(items) == 6
-    response = Message((("Response", "Success"), ("EventList", "start")))
-    pipeline.handle(ami.ActionResult("QueueStatus", response, items, received_at=0.0))
+    [listed] = [e for e in events("resync_mid_call") if isinstance(e, ev.MembersListed)]
+    assert len(listed.members) == 6
+    pipeline.handle(listed)
     counts = pipeline.members.counts()
     assert counts[("calltakers", "in_call")] == 3
     assert counts[("calltakers", "available")] == 1
@@ -287,20 +287,23 @@ def test_pipeline_keeps_the_member_board_from_status_events_and_queue_status_lis
 
 
 def test_pipeline_feeds_the_metrics_sink_and_the_event_lag_histogram() -> None:
-    """Run through the pipeline, each stamped event is observed once in the lag histogram."""
+    """Translated then run through the pipeline, each stamped event is observed once in
+    the lag histogram."""
     m = Metrics(service="112", queues=QUEUES)
-    pipeline = Pipeline(tr.Tracker(SETTINGS), [m], observe_lag=m.observe_event_lag)
-    m.watch_pipeline(lambda: pipeline.stats, lambda: 0)
+    pipeline = Pipeline(tr.Tracker(SETTINGS), sinks=[m])
+    translator = Translator(observe_lag=m.observe_event_lag)
+    m.watch_pipeline(pipeline.stats, translator.stats, lambda: 0)
     m.watch_members(pipeline.members.counts)
     stamped = 0
     for msg in _messages("answered_quickly"):
         if msg.event is None or msg.response is not None:
             continue
         at = float(msg.get("Timestamp") or 0.0)
-        item = ami.AmiEvent(msg, received_at=at + 0.003 if at else 0.0)
-        if at and ev.translate(msg, 0.0)[0] is not None:
-            stamped += 1
-        pipeline.handle(item)
+        event = translator.event(msg, received_at=at + 0.003 if at else 0.0)
+        if event is None:
+            continue
+        stamped += bool(at)
+        pipeline.handle(event)
     found = samples(m)
     assert value(found, "pbxbridge_ami_event_lag_seconds_count") == stamped > 0
     assert value(found, "pbxbridge_ami_event_lag_seconds_bucket", le="0.005") == stamped
@@ -315,7 +318,7 @@ def test_ami_session_counters_come_from_the_client_state_at_scrape_time() -> Non
     state = [_ami_state(logged_in=False, login_failures=2, reconnects=3)]
     m = Metrics(service="112", queues=QUEUES)
     m.watch_ami(lambda: state[0])
-    m.watch_pipeline(lambda: PipelineStats(handler_errors=1), lambda: 7)
+    m.watch_pipeline(PipelineStats(handler_errors=1), TranslationStats(), lambda: 7)
     found = samples(m)
     assert value(found, "pbxbridge_ami_up") == 0
     assert value(found, "pbxbridge_ami_login_failures_total") == 2

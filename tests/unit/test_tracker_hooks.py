@@ -9,8 +9,9 @@ import pytest
 from pbxbridge import dialplan_vars as dv
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
+from tests.support import settings
 
-S = tr.TrackerSettings("pbx", frozenset({"q112"}))
+S = settings.tracker()
 
 
 def ref(uid: str, linkedid: str, channel: str = "", exten: str = "") -> ev.ChannelRef:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
+from tests.support import settings
 
-S = tr.TrackerSettings("pbx", frozenset({"q112"}), max_call_seconds=100, remember_finished=3)
+S = settings.tracker(max_call_seconds=100, remember_finished=3)
 
 
 def ref(uid: str, linkedid: str = "L1", number: str = "0812000111") -> ev.ChannelRef:
@@ -115,7 +118,7 @@ def test_snapshot_adopts_a_live_call_in_an_emergency_queue() -> None:
 def test_unknown_live_call_outside_emergency_queues_is_not_adopted() -> None:
     """Adoption needs evidence: a live call in some other application is not an emergency."""
     effects = run([ev.Snapshot(500, (live("Y", "Y", 12, app="Dial"),))])
-    assert effects == []
+    assert effects == [tr.Resynced(500, live=0, closed=0, adopted=0, states=())]
 
 
 def test_stuck_call_is_closed_and_memory_released() -> None:
@@ -232,7 +235,126 @@ def test_restored_call_from_the_outbox_keeps_its_answer() -> None:
         answered_at=104.0,
         queue="q112",
     )
-    t.restore(answered)
+    t.restore([answered])
     run([ev.Snapshot(150, (live("L1", "L1", 50, bridged=True),))], t)
     [rec] = ended(run([ev.ChannelHungUp(160, R, "16")], t))
     assert (rec.outcome, rec.answer_seconds, rec.talk_seconds) == ("answered", 4.0, 56.0)
+
+
+# -- restarts and AMI gaps: the snapshot after the login decides ------------------------
+
+CALLER, IN_QUEUE, TAKER = "L1", "L1b", "T1"  # the lab's shape: ;1 caller, ;2 in Queue
+
+
+def restored(**changes: object) -> tr.CallRecord:
+    """A call as the outbox last announced it: offered (and maybe queued), not answered."""
+    rec = tr.CallRecord("pbx:L1", "L1", "112", "0812000111", "", offered_at=100.0)
+    return replace(rec, **changes)  # type: ignore[arg-type]
+
+
+def present(*, bridged: bool = False, ringing: bool = False, in_queue: bool = True):
+    """What CoreShowChannels shows of call L1 now."""
+    caller = live(CALLER, "L1", 30, app="Wait")
+    queue_leg = live(IN_QUEUE, "L1", 30, app="Queue" if in_queue else "Playback", bridged=bridged)
+    legs = [caller, queue_leg]
+    if bridged or ringing:
+        legs.append(ev.LiveChannel(ref(TAKER, "L1"), 5, "AppQueue", "(Outgoing Line)", bridged))
+    return tuple(legs)
+
+
+def restarted(rec: tr.CallRecord) -> tr.Tracker:
+    t = tr.Tracker(S)
+    t.restore([rec])
+    return t
+
+
+def test_a_call_answered_while_pbxbridge_was_down_ends_answered_with_an_estimated_answer() -> None:
+    """Restored unanswered, seen bridged by the first snapshot: answered at the snapshot
+    time (the latest it can have been), marked estimated; its hang-up is answered."""
+    t = restarted(restored(queued_at=102.0))
+    effects = run([ev.Snapshot(130, present(bridged=True))], t)
+    [answered] = [e.record for e in effects if isinstance(e, tr.CallAnswered)]
+    assert (answered.answered_at, answered.answered_at_estimated) == (130, True)
+    assert answered.queue == "q112"
+    [rec] = ended(
+        run([ev.HangupRequested(150, ref(CALLER)), ev.ChannelHungUp(150, ref(CALLER), "16")], t)
+    )
+    assert (rec.outcome, rec.abandon_stage, rec.answer_seconds) == ("answered", None, 30)
+    assert rec.answered_at_estimated
+
+
+def test_a_call_waiting_through_the_gap_and_answered_after_is_exact() -> None:
+    """Restored while in its greeting, seen waiting in the queue: the answer after the
+    restart is Asterisk's own, not estimated."""
+    t = restarted(restored())
+    run([ev.Snapshot(110, present())], t)
+    assert [s for _, s in t.active()] == [tr.State.WAITING]
+    leg = ref(IN_QUEUE)
+    effects = run([ev.AgentAnswered(112, leg, "q112", "Taker", TAKER)], t)
+    [answered] = [e.record for e in effects if isinstance(e, tr.CallAnswered)]
+    assert (answered.answered_at, answered.answered_at_estimated) == (112, False)
+    [rec] = ended(run([ev.ChannelHungUp(120, ref(CALLER), "16")], t))
+    assert rec.outcome == "answered"
+
+
+def test_a_call_ringing_through_the_gap_and_abandoned_after_is_abandoned_while_ringing() -> None:
+    """A call taker's phone ringing for the caller in the snapshot makes the hang-up
+    that follows an abandonment while ringing."""
+    t = restarted(restored(queued_at=102.0))
+    run([ev.Snapshot(110, present(ringing=True))], t)
+    [rec] = ended(
+        run([ev.HangupRequested(111, ref(CALLER)), ev.ChannelHungUp(111, ref(CALLER), "16")], t)
+    )
+    assert (rec.outcome, rec.abandon_stage) == ("abandoned", "ringing")
+
+
+def test_a_restored_call_that_hangs_up_before_the_snapshot_is_interrupted() -> None:
+    """Until the snapshot the state of a restored unanswered call is unknown: a hang-up
+    then is interrupted, never abandoned."""
+    t = restarted(restored(queued_at=102.0))
+    [rec] = ended(run([ev.ChannelHungUp(105, ref(CALLER), "16")], t))
+    assert (rec.outcome, rec.abandon_stage) == ("interrupted", None)
+
+
+def test_an_ami_gap_makes_unanswered_calls_unknown_until_the_snapshot() -> None:
+    """A call waiting when AMI drops and answered during the gap is not abandoned: the
+    snapshot after the reconnect sees it bridged."""
+    t = tr.Tracker(S)
+    r = ref(CALLER)
+    run(
+        [
+            ev.ChannelCreated(100, r),
+            ev.Offered(100, r, "112"),
+            ev.QueueJoined(101, ref(IN_QUEUE), "q112"),
+        ],
+        t,
+    )
+    down = run([ev.AmiDisconnected(103, "ping timeout")], t)
+    assert down == [tr.SessionChanged(103, False, "ping timeout", 1)]
+    assert [s for _, s in t.active()] == [tr.State.UNKNOWN]
+    run(
+        [
+            ev.AmiConnected(108, "Asterisk Call Manager/11.0.0"),
+            ev.Snapshot(108, present(bridged=True)),
+        ],
+        t,
+    )
+    [rec] = ended(run([ev.ChannelHungUp(120, r, "16")], t))
+    assert (rec.outcome, rec.answered_at, rec.answered_at_estimated) == ("answered", 108, True)
+
+
+def test_an_answered_call_stays_answered_through_a_gap() -> None:
+    """Answered is never undone: a talking call is not made unknown by a gap."""
+    t = restarted(restored(queued_at=102.0, answered_at=104.0, queue="q112"))
+    run([ev.AmiDisconnected(105, "closed"), ev.Snapshot(110, present(in_queue=False))], t)
+    [rec] = ended(run([ev.ChannelHungUp(120, ref(CALLER), "16")], t))
+    assert (rec.outcome, rec.answered_at, rec.answered_at_estimated) == ("answered", 104.0, False)
+
+
+def test_every_state_change_is_in_the_transition_table() -> None:
+    """The snapshot can set any unanswered call to any state it can see, and END_OF_CALL
+    covers every state a call can end in."""
+    for state in tr.UNANSWERED:
+        for seen in tr.SEEN:
+            assert tr.TRANSITIONS[(state, f"seen_{seen.value}")] is seen
+    assert set(tr.END_OF_CALL) == set(tr.LIVE)

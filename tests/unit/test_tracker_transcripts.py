@@ -15,10 +15,12 @@ from pbxbridge import events as ev
 from pbxbridge import replay
 from pbxbridge import tracker as tr
 from pbxbridge.ami_parser import AmiStreamParser
+from pbxbridge.ami_translate import WANTED_EVENTS
 from tests.lab import truth
+from tests.support.settings import tracker as tracker_settings
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
-SETTINGS = tr.TrackerSettings("lab", frozenset({"calltakers", "backup"}))
+SETTINGS = tracker_settings("lab", ("calltakers", "backup"))
 
 
 def load(name: str) -> bytes:
@@ -186,7 +188,7 @@ def test_the_same_calls_recorded_with_every_event_give_the_same_records(
     the same kinds of call) give each scenario's outcome, read message by message or
     through the event filter, cut into 4 KiB reads: the noise changes nothing."""
     data = replay.strip_header((STREAMS / f"{name}.ami").read_bytes())
-    parser = AmiStreamParser(wanted=ev.WANTED_EVENTS if filtered else None)
+    parser = AmiStreamParser(wanted=WANTED_EVENTS if filtered else None)
     msgs = [m for i in range(0, len(data), 4096) for m in parser.feed(data[i : i + 4096])]
     ended = [
         e.record for e in tr.replay(replay.events(msgs), SETTINGS) if isinstance(e, tr.CallEnded)

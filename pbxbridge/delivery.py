@@ -31,17 +31,18 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import aiohttp
 import structlog
 
-from pbxbridge.config import Config
+from pbxbridge.backoff import full_jitter
 from pbxbridge.outbox import Outbox, Row
 
-log = structlog.get_logger("pbxbridge.sink")
+log = structlog.get_logger("pbxbridge.delivery")
 
+CONNECT_TIMEOUT_SECONDS = 2.0  # never more than the total timeout
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 # Bounded values of the errors' ``reason`` label.
 REASONS = (
@@ -59,12 +60,15 @@ REASONS = (
 
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
+    """Built from ``[backend]`` by :func:`pbxbridge.config.delivery_settings`; the fields
+    with defaults are policy, not configuration."""
+
     url: str | None
-    token: str = ""
-    signing_secret: str = ""
-    ca_file: str | None = None
-    timeout_seconds: float = 5.0
-    connect_timeout_seconds: float = 2.0
+    token: str = field(repr=False)  # secrets never reach a log line
+    signing_secret: str = field(repr=False)
+    ca_file: str | None
+    timeout_seconds: float
+    connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     # Backend-wide probe while it is down (never longer than backoff_cap): recovery ~5 s.
@@ -73,21 +77,6 @@ class DeliverySettings:
     # Fallback re-read of the outbox (picks up `pbxbridge outbox retry` from the CLI).
     poll_seconds: float = 5.0
     retry_after_max: float = 3600.0
-
-    def __repr__(self) -> str:  # the token and the secret never reach a log line
-        return f"DeliverySettings(url={self.url!r}, timeout_seconds={self.timeout_seconds})"
-
-    @classmethod
-    def from_config(cls, config: Config) -> DeliverySettings:
-        b = config.backend
-        return cls(
-            url=b.url,
-            token=b.token,
-            signing_secret=b.signing_secret,
-            ca_file=b.ca_file,
-            timeout_seconds=b.timeout_seconds,
-            connect_timeout_seconds=min(2.0, b.timeout_seconds),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +135,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def backoff(failures: int, base: float, cap: float, rnd: Callable[[], float]) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**(failures-1))]."""
-    # The exponent is clamped: after days of outage 2.0**n would overflow a float.
-    return rnd() * min(cap, base * 2.0 ** min(max(0, failures - 1), 62))
 
 
 def signature(secret: str, body: bytes, t: int) -> str:
@@ -321,14 +304,17 @@ class Delivery:
             delay = min(verdict.retry_after, s.retry_after_max)
             self._down_until = max(self._down_until, now + delay)
         else:
-            delay = backoff(row.attempts + 1, s.backoff_base, s.backoff_cap, self._rnd)
+            delay = full_jitter(row.attempts, base=s.backoff_base, cap=s.backoff_cap, rng=self._rnd)
             # The backend-wide probe backs off to probe_cap only (one small request),
             # so a backend that comes back is noticed within seconds, not 30 s.
             self._down_until = max(
                 self._down_until,
                 now
-                + backoff(
-                    self._failures, s.backoff_base, min(s.probe_cap, s.backoff_cap), self._rnd
+                + full_jitter(
+                    self._failures - 1,
+                    base=s.backoff_base,
+                    cap=min(s.probe_cap, s.backoff_cap),
+                    rng=self._rnd,
                 ),
             )
         await self.outbox.mark_failed(row.event_id, error, now + delay)
