@@ -207,9 +207,10 @@ class LiveChannel:
         return self.application_data.split(",", 1)[0] if self.application == "Queue" else None
 
     @property
-    def member_leg(self) -> bool:
-        """app_queue's channel to a call taker's phone (ringing, or bridged once answered)."""
-        return self.application == "AppQueue"
+    def pair(self) -> str:
+        """The channel name without a Local channel's ``;1``/``;2``: both halves of one
+        Local channel share it."""
+        return self.ref.channel.split(";", 1)[0]
 
 
 @value

@@ -162,8 +162,15 @@ def _log(effect: Effect) -> None:
         case tr.SessionChanged(up=False, detail=reason, unknown=unknown):
             # Calls are not closed here: the snapshot after the next login decides.
             log.warning("ami_session_down", reason=reason, calls_unknown=unknown)
-        case tr.Resynced(live=live, closed=closed, adopted=adopted, states=states):
-            log.info("ami_resynced", live=live, closed=closed, adopted=adopted, states=dict(states))
+        case tr.Resynced(at=at, live=live, closed=closed, adopted=adopted, states=states):
+            log.info(
+                "ami_resynced",
+                snapshot_at=at,
+                live=live,
+                closed=closed,
+                adopted=adopted,
+                states=dict(states),
+            )
         case cb.Queued(entry=entry):
             log.info("callback_owed", call_id=entry.call_id, outcome=entry.outcome)
         case cb.Claimed(entry=entry):

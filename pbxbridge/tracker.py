@@ -523,7 +523,11 @@ class Tracker:
     def _settle(self, call: _Call, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
         """Set a live call's state from what a snapshot shows it doing now."""
         in_queue = [ch for ch in channels if ch.queue is not None]
-        ringing = {ch.ref.uniqueid for ch in channels if ch.member_leg and not ch.bridged}
+        # The caller's side: its first channel, the channel in Queue(), and the other
+        # halves of those that are Local channels. Any other channel of the call is one
+        # app_queue dialled: a call taker's phone (ringing while nobody is bridged).
+        caller = {ch.pair for ch in channels if ch in in_queue or ch.ref.uniqueid == call.linkedid}
+        ringing = {ch.ref.uniqueid for ch in channels if ch.pair not in caller and not ch.bridged}
         rec = call.record
         assert rec is not None
         if any(ch.bridged for ch in in_queue):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,27 +12,19 @@ from typing import Any, TypeVar
 import pytest
 from structlog.testing import capture_logs
 
-from pbxbridge.ami import (
-    ActionResult,
-    AmiClient,
-    AmiEvent,
-    AmiItem,
-    AmiNotConnected,
-    AmiSettings,
-    SessionDown,
-    SessionUp,
-    backoff_delay,
-)
+from pbxbridge import dialplan_vars as dv
+from pbxbridge import events as ev
+from pbxbridge.ami import AmiClient, AmiNotConnected, AmiSettings
+from tests.support import settings as test_settings
 from tests.support.ami_peer import AmiPeer, render
 
 T = TypeVar("T")
 
 
 def fast_settings(peer: AmiPeer, **overrides: Any) -> AmiSettings:
-    values: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": peer.port,
-        "username": peer.username,
+    """Settings for ``peer`` (built through pbxbridge.config), with quick pings and
+    backoff and no resync actions unless ``overrides`` say otherwise."""
+    policy: dict[str, Any] = {
         "secret": peer.secret,
         "ping_interval": 0.2,
         "ping_timeout": 0.3,
@@ -40,16 +33,18 @@ def fast_settings(peer: AmiPeer, **overrides: Any) -> AmiSettings:
         "backoff_cap": 0.4,
         "resync_actions": (),
     }
-    values.update(overrides)
-    return AmiSettings(**values)
+    policy.update(overrides)
+    built = test_settings.ami("127.0.0.1", peer.port, **policy)
+    assert built.username == peer.username
+    return built
 
 
 @asynccontextmanager
 async def running(
     settings: AmiSettings, rng: random.Random | None = None
-) -> AsyncIterator[tuple[AmiClient, asyncio.Queue[AmiItem]]]:
-    out: asyncio.Queue[AmiItem] = asyncio.Queue()
-    client = AmiClient(settings, out, rng=rng)
+) -> AsyncIterator[tuple[AmiClient, asyncio.Queue[ev.Event]]]:
+    out: asyncio.Queue[ev.Event] = asyncio.Queue()
+    client = AmiClient(settings, out.put_nowait, rng=rng)
     task = asyncio.create_task(client.run())
     try:
         yield client, out
@@ -59,8 +54,8 @@ async def running(
         assert not client.state.connected
 
 
-async def next_of(out: asyncio.Queue[AmiItem], kind: type[T], within: float = 3.0) -> T:
-    """The next item of ``kind``, skipping others."""
+async def next_of(out: asyncio.Queue[ev.Event], kind: type[T], within: float = 3.0) -> T:
+    """The next event of ``kind``, skipping others."""
     async with asyncio.timeout(within):
         while True:
             item = await out.get()
@@ -75,22 +70,33 @@ async def eventually(predicate: Callable[[], bool], within: float = 3.0) -> None
             await asyncio.sleep(0.01)
 
 
-def user_event(seq: int, **extra: str) -> bytes:
-    return render(("Event", "UserEvent"), ("UserEvent", "Test"), ("Seq", str(seq)), *extra.items())
+def offered(seq: int, caller_name: str = "Caller") -> bytes:
+    """The dialplan hook PbxbridgeOffered as Asterisk writes it, for channel ``u<seq>``:
+    pbxbridge emits it as ev.Offered."""
+    return render(
+        ("Event", "UserEvent"),
+        ("Privilege", "user,all"),
+        ("Timestamp", f"{1795972000 + seq}.250000"),
+        ("Channel", f"PJSIP/trunk-{seq:08x}"),
+        ("CallerIDNum", "0612345678"),
+        ("CallerIDName", caller_name),
+        ("Exten", "112"),
+        ("Uniqueid", f"u{seq}"),
+        ("Linkedid", f"u{seq}"),
+        ("UserEvent", dv.USEREVENT_OFFERED),
+        (dv.HEADER_SERVICE, "112"),
+    )
 
 
-def seqs(items: list[AmiItem]) -> list[str | None]:
-    return [
-        i.message.get("Seq")
-        for i in items
-        if isinstance(i, AmiEvent) and i.message.event == "UserEvent"
-    ]
+def seqs(items: list[ev.Event]) -> list[str]:
+    """The Uniqueids of the Offered events among ``items``, in order."""
+    return [i.ref.uniqueid for i in items if isinstance(i, ev.Offered)]
 
 
 async def drain(
-    out: asyncio.Queue[AmiItem], until: Callable[[list[AmiItem]], bool]
-) -> list[AmiItem]:
-    items: list[AmiItem] = []
+    out: asyncio.Queue[ev.Event], until: Callable[[list[ev.Event]], bool]
+) -> list[ev.Event]:
+    items: list[ev.Event] = []
     async with asyncio.timeout(3.0):
         while not until(items):
             items.append(await out.get())
@@ -98,36 +104,50 @@ async def drain(
 
 
 async def test_login_then_events_in_order() -> None:
-    """After login the client emits SessionUp, then every event as AmiEvent in stream order."""
+    """After login the client emits AmiConnected, then each event it translates as its
+    typed event, in stream order; an event pbxbridge does not translate is counted,
+    not emitted."""
+    foreign = render(("Event", "UserEvent"), ("UserEvent", "SomeoneElses"), ("Uniqueid", "x"))
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):
-        up = await next_of(out, SessionUp)
+        up = await next_of(out, ev.AmiConnected)
         assert up.banner == "Asterisk Call Manager/9.0.0"
-        await peer.send(b"".join(user_event(n) for n in range(1, 4)), user_event(4))
+        await peer.send(b"".join(offered(n) for n in range(1, 4)), foreign + offered(4))
         items = await drain(out, lambda got: len(seqs(got)) == 4)
-        assert seqs(items) == ["1", "2", "3", "4"]
+        assert seqs(items) == ["u1", "u2", "u3", "u4"]
+        # FullyBooted (sent with the login reply), then the hooks; never the foreign one.
+        assert [type(i) for i in items] == [ev.Booted, *[ev.Offered] * 4]
+        assert items[1] == ev.Offered(
+            1795972001.25,
+            ev.ChannelRef("u1", "u1", "PJSIP/trunk-00000001", "0612345678", "Caller", "112"),
+            "112",
+        )
         state = client.state
         assert state.logged_in and state.connected and state.banner == up.banner
-        assert state.events_received >= 4
+        assert state.events_received == 6  # FullyBooted, four hooks, the foreign event
+        assert client.translator.stats.events == 6
+        assert client.translator.stats.untranslated == 1
+        assert out.empty()
         login = next(raw for raw in peer.actions if raw.startswith(b"Action: Login"))
         assert b"Events: call,agent,user,system" in login
 
 
 async def test_unwanted_events_are_counted_not_queued() -> None:
-    """With wanted_events, other events never reach the queue but are counted in
-    AmiState.events_skipped; wanted events and replies to our actions still arrive."""
+    """With wanted_events, other events never reach the queue (nor the translator) but
+    are counted in AmiState.events_skipped; wanted events and replies to our actions
+    still arrive."""
     noise = render(("Event", "Newexten"), ("Uniqueid", "1.1"), ("Application", "Queue"))
+    wanted = frozenset({"UserEvent", "FullyBooted"})
     async with (
         AmiPeer() as peer,
-        running(fast_settings(peer, wanted_events=frozenset({"UserEvent", "FullyBooted"}))) as (
-            client,
-            out,
-        ),
+        running(fast_settings(peer, wanted_events=wanted)) as (client, out),
     ):
-        await next_of(out, SessionUp)
-        await peer.send(noise + user_event(1) + noise, noise + user_event(2))
+        await next_of(out, ev.AmiConnected)
+        await peer.send(noise + offered(1) + noise, noise + offered(2))
         items = await drain(out, lambda got: len(seqs(got)) == 2)
-        assert not any(isinstance(i, AmiEvent) and i.message.event == "Newexten" for i in items)
+        assert [type(i) for i in items] == [ev.Booted, ev.Offered, ev.Offered]
         await eventually(lambda: client.state.events_skipped == 3)
+        assert client.state.events_received == 3  # FullyBooted and the two hooks
+        assert client.translator.stats.untranslated == 0
         reply = await client.action("Ping")
         assert reply.response.response == "Success"
 
@@ -135,46 +155,30 @@ async def test_unwanted_events_are_counted_not_queued() -> None:
 async def test_split_utf8_survives() -> None:
     """A UTF-8 character split across two TCP reads arrives intact."""
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):
-        await next_of(out, SessionUp)
-        raw = user_event(1, CallerIDName="Müller")
+        await next_of(out, ev.AmiConnected)
+        raw = offered(1, caller_name="Müller")
         cut = raw.index(b"\xc3") + 1
         await peer.send(raw[:cut], raw[cut:])
-        items = await drain(out, lambda got: len(seqs(got)) == 1)
-        event = next(i for i in items if isinstance(i, AmiEvent) and i.message.get("Seq"))
-        assert event.message.get("CallerIDName") == "Müller"
+        event = await next_of(out, ev.Offered)
+        assert event.ref.caller_name == "Müller"
         assert client.state.decode_errors == 0
 
 
 async def test_hung_pbx_detected_and_reconnected() -> None:
     """A PBX that stops answering pings is dropped and rebuilt within the ping bounds."""
-    defaults = AmiSettings("h", 1, "u", "s")
+    defaults = test_settings.ami("h", 1)
     assert defaults.ping_interval + defaults.ping_timeout <= 10.0
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         loop = asyncio.get_running_loop()
         hung_at = loop.time()
         peer.hang()
-        down = await next_of(out, SessionDown)
+        down = await next_of(out, ev.AmiDisconnected)
         assert down.reason == "ping timeout"
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         assert loop.time() - hung_at < 0.2 + 0.3 + 0.4 + 0.5  # interval+timeout+cap+slack
         assert peer.logins == 2
         assert client.state.reconnects == 1
-
-
-def test_backoff_grows_is_jittered_and_capped() -> None:
-    """Backoff is uniform(0, min(cap, base*2**attempt)): bounded, varied, capped, never negative."""
-    rng = random.Random(1234)
-    samples = {
-        a: [backoff_delay(a, base=0.5, cap=30.0, rng=rng) for _ in range(200)] for a in range(12)
-    }
-    for attempt, delays in samples.items():
-        bound = min(30.0, 0.5 * 2**attempt)
-        assert all(0.0 <= d <= bound for d in delays)
-        assert len(set(delays)) == len(delays)  # jittered: no two retries line up
-    assert max(samples[1]) < max(samples[4]) < max(samples[8])  # grows
-    assert max(samples[11]) > 25.0  # reaches the cap region but never passes it
-    assert backoff_delay(10_000, base=0.5, cap=30.0, rng=rng) <= 30.0  # no overflow
 
 
 async def test_wrong_secret_is_visible_and_backed_off() -> None:
@@ -188,7 +192,7 @@ async def test_wrong_secret_is_visible_and_backed_off() -> None:
         assert state.login_failures >= 3
         assert state.last_error == "login failed: Authentication failed"
         assert not state.logged_in
-        assert out.empty()  # never a SessionUp, so never a SessionDown
+        assert out.empty()  # never an AmiConnected, so never an AmiDisconnected
         failed = [e for e in logs if e["event"] == "ami_login_failed"]
         assert failed and failed[0]["log_level"] == "error"
         assert failed[0]["username"] == peer.username and failed[0]["port"] == peer.port
@@ -200,48 +204,67 @@ async def test_wrong_secret_is_visible_and_backed_off() -> None:
 class MaxJitter(random.Random):
     """Pins full jitter to its upper bound so the exponential schedule is observable."""
 
-    def uniform(self, a: float, b: float) -> float:
-        return b
+    def random(self) -> float:
+        return math.nextafter(1.0, 0.0)  # the largest float in [0, 1)
 
 
 async def test_resync_result_lands_in_stream_order() -> None:
-    """An ActionResult is queued when its list completes, between the events around it."""
+    """A resync list is emitted as one event (CoreShowChannels as Snapshot, QueueStatus
+    as MembersListed) when it completes, between the events around it."""
     peer = AmiPeer()
     peer.lists["CoreShowChannels"] = [
-        (("Event", "CoreShowChannel"), ("Channel", "PJSIP/trunk-1"), ("Linkedid", "1.1"))
+        (
+            ("Event", "CoreShowChannel"),
+            ("Channel", "PJSIP/trunk-1"),
+            ("Uniqueid", "1.1"),
+            ("Linkedid", "1.1"),
+            ("Application", "Queue"),
+            ("ApplicationData", "q112,,,,300"),
+            ("Duration", "00:01:05"),
+            ("BridgeId", ""),
+        )
+    ]
+    peer.lists["QueueStatus"] = [
+        (
+            ("Event", "QueueMember"),
+            ("Queue", "q112"),
+            ("Name", "PJSIP/1001"),
+            ("Status", "1"),
+            ("Paused", "0"),
+        )
     ]
 
-    async def answer(p: AmiPeer, action_id: str) -> None:
+    async def channels(p: AmiPeer, action_id: str) -> None:
         assert p._conn is not None
-        p._conn.writer.write(
-            user_event(1) + p.list_reply("CoreShowChannels", action_id) + user_event(2)
-        )
+        p._conn.writer.write(offered(1) + p.list_reply("CoreShowChannels", action_id) + offered(2))
 
-    peer.scripts["CoreShowChannels"] = answer
-    settings_kw = {"resync_actions": (("CoreShowChannels", ()),)}
-    async with peer, running(fast_settings(peer, **settings_kw)) as (_, out):
-        await next_of(out, SessionUp)
-        items = await drain(out, lambda got: len(seqs(got)) == 2)
-        order = [
-            "result" if isinstance(i, ActionResult) else i.message.get("Seq")
-            for i in items
-            if isinstance(i, ActionResult) or (isinstance(i, AmiEvent) and i.message.get("Seq"))
+    async def members(p: AmiPeer, action_id: str) -> None:
+        assert p._conn is not None
+        p._conn.writer.write(p.list_reply("QueueStatus", action_id) + offered(3))
+
+    peer.scripts.update(CoreShowChannels=channels, QueueStatus=members)
+    resync = {"resync_actions": (("CoreShowChannels", ()), ("QueueStatus", ()))}
+    async with peer, running(fast_settings(peer, **resync)) as (client, out):
+        await next_of(out, ev.AmiConnected)
+        items = await drain(out, lambda got: len(seqs(got)) == 3)
+        order = [i.ref.uniqueid if isinstance(i, ev.Offered) else type(i).__name__ for i in items]
+        assert order == ["Booted", "u1", "Snapshot", "u2", "MembersListed", "u3"]
+        (snapshot,) = [i for i in items if isinstance(i, ev.Snapshot)]
+        (channel,) = snapshot.channels
+        assert (channel.ref.channel, channel.ref.linkedid) == ("PJSIP/trunk-1", "1.1")
+        assert (channel.queue, channel.duration, channel.bridged) == ("q112", 65.0, False)
+        (listed,) = [i for i in items if isinstance(i, ev.MembersListed)]
+        assert [(m.queue, m.member, m.status, m.paused) for m in listed.members] == [
+            ("q112", "PJSIP/1001", 1, False)
         ]
-        assert order == ["1", "result", "2"]
-        (result,) = [i for i in items if isinstance(i, ActionResult)]
-        assert result.action == "CoreShowChannels"
-        assert result.response.get("EventList") == "start"
-        # The list items, then the event that closed the list.
-        assert [e.event for e in result.events] == ["CoreShowChannel", "CoreShowChannelsComplete"]
-        assert result.events[0].get("Channel") == "PJSIP/trunk-1"
-        # Messages carrying our ActionID never leak out as events.
-        assert not any(isinstance(i, AmiEvent) and i.message.action_id for i in items)
+        # Messages carrying our ActionID never reach the translator as events.
+        assert client.state.events_received == client.translator.stats.events == 4
 
 
 async def test_originate_async_reply_returns() -> None:
     """'Originate successfully queued' completes the action, Async or not; the session stays."""
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         fields = [
             ("Channel", "Local/100@test"),
             ("Exten", "100"),
@@ -258,7 +281,7 @@ async def test_originate_async_reply_returns() -> None:
 async def test_crlf_in_value_raises_and_sends_nothing() -> None:
     """CR/LF in an action value raises ValueError before a single byte is written."""
     async with AmiPeer() as peer, running(fast_settings(peer, ping_interval=60.0)) as (client, out):
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         before = list(peer.actions)
         with pytest.raises(ValueError, match="Body"):
             await client.action(
@@ -270,31 +293,35 @@ async def test_crlf_in_value_raises_and_sends_nothing() -> None:
 
 async def test_action_when_not_connected_raises() -> None:
     """An action before login fails at once with AmiNotConnected instead of hanging."""
-    client = AmiClient(AmiSettings("127.0.0.1", 1, "u", "s"), asyncio.Queue())
+    emitted: list[ev.Event] = []
+    client = AmiClient(test_settings.ami("127.0.0.1", 1), emitted.append)
     with pytest.raises(AmiNotConnected):
         await client.action("Ping")
+    assert emitted == []
 
 
-async def test_drop_emits_session_down_then_up_again() -> None:
-    """A dropped connection yields SessionDown, then SessionUp after the automatic reconnect."""
+async def test_drop_emits_disconnected_then_connected_again() -> None:
+    """A dropped connection yields AmiDisconnected, then AmiConnected after the automatic
+    reconnect."""
     async with AmiPeer() as peer, running(fast_settings(peer)) as (client, out):
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         await peer.drop()
-        down = await next_of(out, SessionDown)
+        down = await next_of(out, ev.AmiDisconnected)
         assert down.reason == "connection closed by peer"
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         assert peer.logins == 2 and client.state.logged_in
 
 
-async def test_close_emits_session_down_and_closes_socket() -> None:
-    """close() ends run(), emits a final SessionDown and closes the socket (peer sees EOF)."""
+async def test_close_emits_disconnected_and_closes_socket() -> None:
+    """close() ends run(), emits a final AmiDisconnected and closes the socket (peer sees
+    EOF)."""
     async with AmiPeer() as peer:
-        out: asyncio.Queue[AmiItem] = asyncio.Queue()
-        client = AmiClient(fast_settings(peer), out)
+        out: asyncio.Queue[ev.Event] = asyncio.Queue()
+        client = AmiClient(fast_settings(peer), out.put_nowait)
         task = asyncio.create_task(client.run())
-        await next_of(out, SessionUp)
+        await next_of(out, ev.AmiConnected)
         await client.close()
         await asyncio.wait_for(task, 2.0)
-        assert (await next_of(out, SessionDown)).reason == "closed"
+        assert (await next_of(out, ev.AmiDisconnected)).reason == "closed"
         await peer.wait_for(lambda: peer._conn is None, within=2.0)
         assert not client.state.connected

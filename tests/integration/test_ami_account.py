@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxbridge.events import TRANSLATORS
+from pbxbridge.ami_translate import TRANSLATORS
 from tests.lab import confs
 from tests.lab.amilink import AmiLink, Msg, split_raw
 from tests.lab.asterisk import Lab
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.asterisk
 
 SNIPPET = Path(__file__).resolve().parents[2] / "config/asterisk/manager.d/pbxbridge.conf"
 INCLUDED = "pbxbridge-account-test.conf"
-# What pbxbridge asks for at login (pbxbridge.ami.AmiSettings.events).
+# What pbxbridge asks for at login (pbxbridge.ami_items.AmiSettings.events).
 LOGIN_EVENTS = "call,agent,user,system"
 READ_CLASSES = ("system", "call", "agent", "user")
 # Events the account must deliver (the translator table, minus QueueMember, which is a

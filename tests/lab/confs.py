@@ -15,6 +15,9 @@ LAB_ROOT = "/pbxbridge-lab"
 # Queue member ring timeout: a call taker who lets a call ring longer than this is
 # a ring-no-answer (AgentRingNoAnswer) and the queue tries the next member.
 MEMBER_TIMEOUT = 4
+# The backup queue's call takers let a call ring longer, so that one ring can span a
+# pbxbridge restart (tests/integration/test_restart_lab.py).
+BACKUP_MEMBER_TIMEOUT = 15
 CALLTAKERS = ("1001", "1002", "1003", "1004")
 BACKUP_TAKERS = ("2001", "2002")
 PBXBRIDGE_USER = "pbxbridge"
@@ -153,8 +156,7 @@ def queues_conf() -> str:
             for n in numbers
         )
 
-    common = f"""strategy = rrmemory
-timeout = {MEMBER_TIMEOUT}
+    common = """strategy = rrmemory
 retry = 1
 wrapuptime = 0
 ringinuse = no
@@ -171,8 +173,10 @@ persistentmembers = no
 shared_lastcall = yes
 
 [calltakers]
+timeout = {MEMBER_TIMEOUT}
 {common}{members(CALLTAKERS)}
 [backup]
+timeout = {BACKUP_MEMBER_TIMEOUT}
 {common}{members(BACKUP_TAKERS)}"""
 
 

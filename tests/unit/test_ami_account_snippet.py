@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from pbxbridge import dialplan_vars as dv
-from pbxbridge.events import TRANSLATORS
+from pbxbridge.ami_translate import TRANSLATORS
 
 SNIPPET = Path(__file__).resolve().parents[2] / "config/asterisk/manager.d/pbxbridge.conf"
 # QueueMember is a QueueStatus reply item: action replies are never filtered.

@@ -1,6 +1,6 @@
 """Lazy field reading (Message.get, Message.pick with Keys) answers exactly what the full
 parse answers: on every recorded event pbxbridge translates, on odd hand-made lines, on
-random messages; plus the pipeline's malformed-line count and the session's framing."""
+random messages; plus the translator's malformed-line count and the session's framing."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pbxbridge import ami, replay
+from pbxbridge import ami_translate as at
 from pbxbridge import dialplan_vars as dv
 from pbxbridge import events as ev
-from pbxbridge import tracker as tr
+from pbxbridge import replay
 from pbxbridge.ami_parser import (
     BANNER_PREFIX,
     AmiStreamParser,
@@ -22,7 +22,6 @@ from pbxbridge.ami_parser import (
     parse,
     split_banner,
 )
-from pbxbridge.pipeline import Pipeline
 
 TESTS = Path(__file__).resolve().parents[1]
 # pbxbridge's event mask (Events: call,agent,user,system) and everything (Events: on).
@@ -31,7 +30,7 @@ RECORDINGS = sorted(
 )
 RECORDING_IDS = [f"{p.parent.name}/{p.stem}" for p in RECORDINGS]
 
-# The translations that read Asterisk's channel snapshot with one pick() (events.py).
+# The translations that read Asterisk's channel snapshot with one pick() (ami_translate.py).
 CHANNEL_EVENTS = frozenset(
     {
         "Newchannel",
@@ -57,7 +56,7 @@ def recorded_body(path: Path) -> bytes:
     return rest
 
 
-def session(body: bytes, wanted: frozenset[str] | None = ev.WANTED_EVENTS) -> list[Message]:
+def session(body: bytes, wanted: frozenset[str] | None = at.WANTED_EVENTS) -> list[Message]:
     """What the live client's parser hands on, reading ``body`` in 4 KiB pieces."""
     parser = AmiStreamParser(expect_banner=False, wanted=wanted)
     messages = [m for piece in replay.chunks(body, 4096) for m in parser.feed(piece)]
@@ -84,17 +83,17 @@ def test_recorded_events_translate_lazily_to_what_the_full_parse_gives(path: Pat
     in full: Asterisk 22 writes the picked headers in the order the Keys declare them
     (a failure here after an Asterisk upgrade names the event and its wire order)."""
     body = recorded_body(path)
-    lazy = [m for m in session(body) if m.event in ev.TRANSLATORS]
+    lazy = [m for m in session(body) if m.event in at.TRANSLATORS]
     # A separate parse of the same bytes, unfiltered: the copies share nothing with `lazy`.
-    full = [eager(m) for m in parse(body)[0] if m.event in ev.TRANSLATORS]
+    full = [eager(m) for m in parse(body)[0] if m.event in at.TRANSLATORS]
     assert [m.event for m in lazy] == [m.event for m in full]
     assert lazy, "no translated event in this recording"
     for i, (msg, copy) in enumerate(zip(lazy, full, strict=True)):
         name = msg.event
         assert not msg.parsed, f"#{i} {name}: parsed before translation"
         assert copy.parsed
-        got = ev.translate(msg, 0.0)
-        assert got == ev.translate(copy, 0.0), f"#{i} {name}: lazy and full translations differ"
+        got = at.translate(msg, 0.0)
+        assert got == at.translate(copy, 0.0), f"#{i} {name}: lazy and full translations differ"
         if name in CHANNEL_EVENTS:
             assert got[0] is not None or name == "UserEvent", f"#{i} {name}: not translated"
             assert not msg.parsed, (
@@ -110,11 +109,11 @@ def test_the_recordings_hold_every_channel_event_and_hook() -> None:
     seen_types: set[type] = set()
     for path in RECORDINGS:
         for msg in session(recorded_body(path)):
-            if msg.event in ev.TRANSLATORS:
+            if msg.event in at.TRANSLATORS:
                 seen_events.add(msg.event or "")
-                event, _ = ev.translate(msg, 0.0)
+                event, _ = at.translate(msg, 0.0)
                 seen_types.add(type(event))
-    assert set(ev.TRANSLATORS) >= CHANNEL_EVENTS
+    assert set(at.TRANSLATORS) >= CHANNEL_EVENTS
     assert seen_events >= CHANNEL_EVENTS, sorted(CHANNEL_EVENTS - seen_events)
     assert {ev.Offered, ev.Classified, ev.AgentNoAnswer, ev.AgentAnswered} <= seen_types
 
@@ -164,9 +163,9 @@ def test_hook_headers_are_read_lazily(tail: str, expected: ev.Event) -> None:
     head, _, _ = recorded_classify().partition(b"\r\nUserEvent: ")
     raw = head + b"\r\n" + tail.encode()
     msg = wire(raw)
-    assert ev.translate(msg, 0.0) == (expected, True)
+    assert at.translate(msg, 0.0) == (expected, True)
     assert not msg.parsed
-    assert ev.translate(eager(wire(raw)), 0.0) == (expected, True)
+    assert at.translate(eager(wire(raw)), 0.0) == (expected, True)
 
 
 def test_hook_without_its_header_falls_back_to_the_full_parse() -> None:
@@ -174,8 +173,8 @@ def test_hook_without_its_header_falls_back_to_the_full_parse() -> None:
     like the full parse, with an empty value."""
     head, _, _ = recorded_classify().partition(b"\r\nCategory: ")
     msg = wire(head)
-    got = ev.translate(msg, 0.0)
-    assert got == ev.translate(eager(wire(head)), 0.0)
+    got = at.translate(msg, 0.0)
+    assert got == at.translate(eager(wire(head)), 0.0)
     assert isinstance(got[0], ev.Classified) and got[0].category == ""
     assert msg.parsed
 
@@ -401,30 +400,18 @@ def hangup(uniqueid_line: bytes, extra: bytes = b"") -> bytes:
     )
 
 
-class RecordingTracker(tr.Tracker):
-    """A tracker that keeps every event the pipeline hands it."""
-
-    def __init__(self) -> None:
-        super().__init__(tr.TrackerSettings("lab", frozenset({"calltakers"})))
-        self.seen: list[ev.Event] = []
-
-    def handle(self, event: ev.Event) -> list[tr.Effect]:
-        self.seen.append(event)
-        return super().handle(event)
-
-
-def test_pipeline_counts_malformed_lines_of_an_event_parsed_in_full() -> None:
+def test_translator_counts_malformed_lines_of_an_event_parsed_in_full() -> None:
     """A Hangup whose Uniqueid line lacks the space is parsed in full by translation;
-    the pipeline counts its line without a colon, and the event keeps its Uniqueid."""
+    the translator counts its line without a colon, and the event keeps its Uniqueid."""
     msg = wire(hangup(b"Uniqueid:1.2", b"garbage line\r\n"))
     assert not msg.parsed
-    tracker = RecordingTracker()
-    pipeline = Pipeline(tracker, clock=lambda: 1795966261.5)
-    pipeline.handle(ami.AmiEvent(msg, 1795966261.5))
+    warnings: list[tuple[str, str]] = []
+    translator = at.Translator(warn=lambda what, name: warnings.append((what, name)))
+    event = translator.event(msg, 1795966261.5)
     assert msg.parsed
-    assert pipeline.stats.malformed_lines == 1
-    assert pipeline.stats.events == 1 and pipeline.stats.handler_errors == 0
-    (event,) = tracker.seen
+    assert translator.stats.malformed_lines == 1
+    assert (translator.stats.events, translator.stats.untranslated) == (1, 0)
+    assert warnings == [("ami_malformed_lines", "Hangup")]
     assert isinstance(event, ev.ChannelHungUp)
     assert (event.ref.uniqueid, event.ref.linkedid, event.cause) == ("1.2", "labrec.1", "16")
 
@@ -438,7 +425,7 @@ FRAMING_STREAM = (
 )
 
 
-@pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
+@pytest.mark.parametrize("wanted", [None, at.WANTED_EVENTS], ids=["all", "selected"])
 def test_crlf_session_keeps_a_bare_lf_inside_a_value(wanted: frozenset[str] | None) -> None:
     """A CRLF session (decided at its first line end) reads a bare LF inside a line as
     part of the value, however the stream is cut into reads."""
@@ -459,7 +446,7 @@ def test_crlf_session_keeps_a_bare_lf_inside_a_value(wanted: frozenset[str] | No
         assert [m.response for m in got] == ["Success", None], cut
         event = got[1]
         assert event.get("CallerIDName") == "one\nline", cut
-        assert ev.channel_ref(event).caller_name == "one\nline", cut
+        assert at.channel_ref(event).caller_name == "one\nline", cut
         assert event.fields == expected, cut
         assert parser.buffered == 0
 
@@ -472,7 +459,7 @@ MIXED_STREAM = (
 )
 
 
-@pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
+@pytest.mark.parametrize("wanted", [None, at.WANTED_EVENTS], ids=["all", "selected"])
 def test_a_bare_lf_message_in_a_crlf_session_does_not_swallow_the_next(
     wanted: frozenset[str] | None,
 ) -> None:
@@ -511,10 +498,10 @@ def test_bare_lf_stream_parses_like_its_crlf_twin(path: Path) -> None:
 @pytest.mark.parametrize("stamp", ["nan", "inf", "-inf", "soon", ""])
 def test_a_timestamp_that_is_no_time_gives_the_receive_time(stamp: str) -> None:
     """float() reads "nan" and "inf"; neither is a time: the event takes the receive
-    time and says it had no Timestamp (the pipeline counts and warns once)."""
+    time and says it had no Timestamp (the translator counts and warns once)."""
     raw = f"Event: Hangup\r\nTimestamp: {stamp}\r\nChannel: P/1\r\nCallerIDNum: 1\r\n"
     raw += "CallerIDName: n\r\nExten: s\r\nUniqueid: 1.1\r\nLinkedid: 1.1\r\nCause: 16"
-    event, stamped = ev.translate(wire(raw.encode()), 42.0)
+    event, stamped = at.translate(wire(raw.encode()), 42.0)
     assert isinstance(event, ev.ChannelHungUp)
     assert (event.at, stamped) == (42.0, False)
 
@@ -551,7 +538,7 @@ def test_a_list_item_whose_actionid_lacks_the_space_is_kept_while_replies_are_ex
     assert [(m.event, m.action_id) for m in got] == [("QueueMember", "pbx-7")]
 
 
-@pytest.mark.parametrize("wanted", [None, ev.WANTED_EVENTS], ids=["all", "selected"])
+@pytest.mark.parametrize("wanted", [None, at.WANTED_EVENTS], ids=["all", "selected"])
 def test_a_bare_lf_message_with_undecodable_bytes_does_not_swallow_the_next(
     wanted: frozenset[str] | None,
 ) -> None:

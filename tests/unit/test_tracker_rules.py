@@ -258,7 +258,9 @@ def present(*, bridged: bool = False, ringing: bool = False, in_queue: bool = Tr
     queue_leg = live(IN_QUEUE, "L1", 30, app="Queue" if in_queue else "Playback", bridged=bridged)
     legs = [caller, queue_leg]
     if bridged or ringing:
-        legs.append(ev.LiveChannel(ref(TAKER, "L1"), 5, "AppQueue", "(Outgoing Line)", bridged))
+        # app_queue's channel to the call taker; after a Queue b() pre-dial Gosub its
+        # application is the last one that handler ran (Return), not AppQueue.
+        legs.append(ev.LiveChannel(ref(TAKER, "L1"), 5, "Return", "", bridged))
     return tuple(legs)
 
 
@@ -358,3 +360,20 @@ def test_every_state_change_is_in_the_transition_table() -> None:
         for seen in tr.SEEN:
             assert tr.TRANSITIONS[(state, f"seen_{seen.value}")] is seen
     assert set(tr.END_OF_CALL) == set(tr.LIVE)
+
+
+def test_the_other_half_of_the_callers_local_channel_is_not_a_ringing_phone() -> None:
+    """A caller routed to the queue through a Local channel (trunk -> Local;1 -> Local;2
+    in Queue) is waiting, not ringing: only channels app_queue dialled ring."""
+    t = restarted(restored(queued_at=102.0))
+
+    def chan(uid: str, name: str, app: str, bridged: bool = False) -> ev.LiveChannel:
+        return ev.LiveChannel(replace(ref(uid, "L1"), channel=name), 30, app, "q112", bridged)
+
+    waiting = (
+        chan("L1", "PJSIP/trunk-00000001", "Dial", bridged=True),
+        chan("L1c", "Local/112@entry-00000002;1", "AppDial", bridged=True),
+        chan("L1d", "Local/112@entry-00000002;2", "Queue"),
+    )
+    run([ev.Snapshot(110, waiting)], t)
+    assert [s for _, s in t.active()] == [tr.State.WAITING]
