@@ -1,9 +1,10 @@
 """pbxbridge's AMI client: a thin asyncio shell around the pure :mod:`pbxbridge.ami_parser`.
 
-It only translates: bytes from Asterisk become frozen items on an unbounded
-``asyncio.Queue``, in stream order; the consumer (one pipeline task) does everything else.
+It only translates: bytes from Asterisk become typed events (:mod:`pbxbridge.events`,
+by :class:`pbxbridge.ami_translate.Translator`) handed to ``emit`` in stream order; the
+consumer (one pipeline task, behind an unbounded queue) does everything else.
 
-Why not panoramisk 1.4 (its defects are reproduced in
+Why not panoramisk (1.4, its newest release; its defects are reproduced in
 ``tests/component/test_panoramisk_defects.py``), and which layer here replaces each:
 
 * Protocol layer (``AMIProtocol.data_received``):
@@ -13,7 +14,7 @@ Why not panoramisk 1.4 (its defects are reproduced in
   (f) strips each message, so a header with an empty value on the last line is lost ->
   the parser keeps every ``Key:`` line and counts lines without a colon;
   (b) runs user callbacks inside ``data_received``: one raising handler aborts the rest of
-  the chunk and kills the connection -> the reader only ``put_nowait``\\ s items; user code
+  the chunk and kills the connection -> the reader only translates and emits; user code
   runs in the consumer task and can't reach the socket.
 * Callback layer (``Manager.dispatch``):
   (i) coroutine callbacks become unreferenced tasks that finish out of event order ->
@@ -108,7 +109,8 @@ class _Pending:
 
 class AmiClient:
     """Keeps one logged-in AMI session alive and hands each typed event to ``emit`` (in
-    stream order; e.g. a queue's ``put_nowait``, never blocking) until cancelled or closed."""
+    stream order) until cancelled or closed. ``emit`` must neither block nor raise (a
+    queue's ``put_nowait`` on an unbounded queue): it runs inside the reader."""
 
     def __init__(
         self,

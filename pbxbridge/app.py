@@ -23,7 +23,8 @@ from pbxbridge.callback_store import CallbackStore
 from pbxbridge.config import Config
 from pbxbridge.delivery import Delivery
 from pbxbridge.metrics import Metrics
-from pbxbridge.outbox import Outbox, OutboxError, OutboxSink
+from pbxbridge.outbox import Outbox, OutboxError
+from pbxbridge.outbox_sink import OutboxSink
 from pbxbridge.pipeline import Item, Pipeline, Tick
 
 log = structlog.get_logger("pbxbridge.app")

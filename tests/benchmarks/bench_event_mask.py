@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from pbxbridge.events import TRANSLATORS
+from pbxbridge.ami_translate import TRANSLATORS
 from tests.lab import confs
 from tests.lab.amilink import AmiLink, split_raw
 from tests.lab.asterisk import Lab

@@ -42,14 +42,17 @@ from typing import Any
 
 from pbxbridge import ami, logs, replay
 from pbxbridge import ami_parser as ap
+from pbxbridge import ami_translate as at
 from pbxbridge import events as ev
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
+from pbxbridge.delivery import Delivery
 from pbxbridge.metrics import Metrics
-from pbxbridge.outbox import Outbox, OutboxSink
+from pbxbridge.outbox import Outbox
+from pbxbridge.outbox_sink import OutboxSink
 from pbxbridge.pipeline import Item, Pipeline
-from pbxbridge.sink import Delivery, DeliverySettings
 from tests.benchmarks.bench_ami_parser import run_panoramisk, run_split
+from tests.support import settings
 from tests.support.backend import Backend, serve
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
@@ -70,7 +73,7 @@ CALLS = (
     "internal_call",
 )
 QUEUES = frozenset({"calltakers", "backup"})
-SETTINGS = tr.TrackerSettings("lab", QUEUES)
+SETTINGS = settings.tracker("lab", tuple(sorted(QUEUES)))
 CHUNK = 64 * 1024
 ROUNDS = 5
 T0 = 1_800_000_000.0
@@ -169,24 +172,26 @@ def run_parser(pieces: list[bytes], wanted: frozenset[str] | None = None) -> int
     return sum(len(parser.feed(piece)) for piece in pieces) + _skipped(parser)
 
 
-def new_pipeline() -> tuple[Pipeline, Metrics]:
+def new_pipeline() -> tuple[Pipeline, at.Translator]:
     metrics = Metrics(service="112", queues=sorted(QUEUES), categories=(), agencies=())
-    pipeline = Pipeline(tr.Tracker(SETTINGS), [metrics], observe_lag=metrics.observe_event_lag)
-    return pipeline, metrics
+    pipeline = Pipeline(tr.Tracker(SETTINGS), sinks=[metrics])
+    return pipeline, at.Translator(observe_lag=metrics.observe_event_lag)
 
 
 def run_pipeline(pieces: list[bytes], wanted: frozenset[str] | None = None) -> int:
-    """What the daemon does per read: parse, then each message through the pipeline."""
+    """What the daemon does per read: parse, translate each event (the AMI client's
+    reader), then each typed event through the pipeline."""
     parser = _parser(wanted)
-    pipeline, _ = new_pipeline()
-    handle, event = pipeline.handle, ami.AmiEvent
+    pipeline, translator = new_pipeline()
+    handle, translate = pipeline.handle, translator.event
     count = 0
     for piece in pieces:
         now = time.time()
         msgs = parser.feed(piece)
         count += len(msgs)
         for m in msgs:
-            handle(event(m, now))
+            if m.event is not None and (e := translate(m, now)) is not None:
+                handle(e)
     run_pipeline.last = pipeline  # type: ignore[attr-defined]
     return count + _skipped(parser)
 
@@ -215,7 +220,7 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
     pieces = chunks(stream)
     n, mb = len(msgs), len(stream) / 1e6
     wanted_share = sum(
-        1 for _, raw in msgs if raw[7 : raw.index(b"\r\n")].decode() in ev.WANTED_EVENTS
+        1 for _, raw in msgs if raw[7 : raw.index(b"\r\n")].decode() in at.WANTED_EVENTS
     )
     print(
         f"\n[1] replay, {label}: {calls} calls, {n} messages ({wanted_share / n:.0%} wanted), "
@@ -229,8 +234,8 @@ def part_replay(calls: int, rows: list[Row], source: Path, label: str, judged: b
     ]
     if has_filter():
         runs += [
-            ("pbxbridge parser, wanted", lambda: run_parser(pieces, ev.WANTED_EVENTS)),
-            ("pipeline, wanted only", lambda: run_pipeline(pieces, ev.WANTED_EVENTS)),
+            ("pbxbridge parser, wanted", lambda: run_parser(pieces, at.WANTED_EVENTS)),
+            ("pipeline, wanted only", lambda: run_pipeline(pieces, at.WANTED_EVENTS)),
         ]
     # Round robin, best of ROUNDS each: a slow spell of the shared machine then hits
     # every contender instead of one.
@@ -349,20 +354,19 @@ async def live_run(rate: float, seconds: float, calls: int, wanted: bool) -> dic
         port = int(await child.stdout.readline())
     kwargs: dict[str, Any] = {}
     if wanted and has_filter():
-        kwargs["wanted_events"] = ev.WANTED_EVENTS
-    settings = ami.AmiSettings(
+        kwargs["wanted_events"] = at.WANTED_EVENTS
+    ami_settings = settings.ami(
         "127.0.0.1",
         port,
-        "bench",
-        "bench",
+        secret="bench",
         ping_interval=3600,
         resync_actions=(),
         backoff_base=60,
         **kwargs,
     )
     queue: asyncio.Queue[Item] = asyncio.Queue()
-    client = ami.AmiClient(settings, queue)  # type: ignore[arg-type]
-    pipeline, _ = new_pipeline()
+    pipeline, translator = new_pipeline()
+    client = ami.AmiClient(ami_settings, queue.put_nowait, translator=translator)
     lags: list[float] = []
     first = last = 0.0
     max_backlog = 0
@@ -373,13 +377,11 @@ async def live_run(rate: float, seconds: float, calls: int, wanted: bool) -> dic
             item = await queue.get()
             max_backlog = max(max_backlog, queue.qsize())
             pipeline.handle(item)
-            if isinstance(item, ami.AmiEvent):
+            if not isinstance(item, ev.AmiConnected | ev.AmiDisconnected | ev.Booted):
                 now = time.time()
-                ts = item.message.get("Timestamp")
-                if ts:
-                    last = now
-                    first = first or now
-                    lags.append(now - float(ts))
+                last = now
+                first = first or now
+                lags.append(now - item.at)
 
     async with asyncio.TaskGroup() as tg:
         reader = tg.create_task(client.run())
@@ -508,7 +510,7 @@ def typed_templates() -> list[list[Any]]:
         events = []
         for _, raw in t.messages:
             (msg,), _ = ap.parse(raw)
-            e, _ = ev.translate(msg, 0.0)
+            e, _ = at.translate(msg, 0.0)
             if e is not None:
                 events.append(e)
         out.append(events)
@@ -663,7 +665,7 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
         (ts - T0, m)
         for ts, raw in stream_messages(calls, gap)
         for m in ap.parse(raw)[0]
-        if ev.translate(m, 0)[0] is not None
+        if at.translate(m, 0)[0] is not None
     ]
     backend = Backend()
     stamper = Stamper()
@@ -672,7 +674,7 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
             serve(backend) as url,
             Outbox(Path(tmp) / "outbox.sqlite3") as outbox,
         ):
-            delivery = Delivery(outbox, DeliverySettings(url=url, poll_seconds=1.0))
+            delivery = Delivery(outbox, settings.delivery(url, poll_seconds=1.0))
             sink = OutboxSink(outbox, on_durable=delivery.wake)
             metrics = Metrics(service="112", queues=sorted(QUEUES), categories=(), agencies=())
             pipeline = Pipeline(tr.Tracker(SETTINGS), [stamper, sink, metrics])
@@ -684,7 +686,8 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
                     delay = start + offset - time.monotonic()
                     if delay > 0 and not burst:
                         await asyncio.sleep(delay)
-                    queue.put_nowait(ami.AmiEvent(m, time.time()))
+                    if (e := at.translate(m, time.time())[0]) is not None:
+                        queue.put_nowait(e)
 
             async def consume() -> None:
                 while True:

@@ -23,8 +23,9 @@ from aiohttp import web
 
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
-from pbxbridge.outbox import Outbox, OutboxSink
 from pbxbridge.delivery import Delivery
+from pbxbridge.outbox import Outbox
+from pbxbridge.outbox_sink import OutboxSink
 from tests.support import settings
 from tests.support.backend import Backend, free_port, make_ca, serve, verify_signature
 from tests.support.calls import lifecycle, record

@@ -12,12 +12,8 @@ import pytest
 
 from pbxbridge import cli
 from pbxbridge import tracker as tr
-from pbxbridge.outbox import (
-    Outbox,
-    OutboxDB,
-    OutboxError,
-    OutboxSink,
-)
+from pbxbridge.outbox import Outbox, OutboxDB, OutboxError
+from pbxbridge.outbox_sink import OutboxSink
 from tests.support.calls import lifecycle, record
 
 

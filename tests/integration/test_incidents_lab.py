@@ -108,9 +108,7 @@ async def test_kill_9_mid_call_then_restart_leaves_no_call_dangling(
             first.stop(sig=signal.SIGKILL)
             await asyncio.sleep(4)  # the short call ends while nobody watches
             second = Daemon(config).start()
-            await asyncio.to_thread(
-                second.wait_for, lambda x: x.get("event") == "restart_reconciled", 15
-            )
+            await asyncio.to_thread(second.wait_for, lambda x: x.get("event") == "ami_resynced", 15)
             await asyncio.sleep(8)
             await wait_idle(driver)
             ids = {f"lab:{survivor.linkedid}", f"lab:{vanished.linkedid}"}

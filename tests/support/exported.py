@@ -5,9 +5,9 @@ from __future__ import annotations
 from pbxbridge import tracker as tr
 from pbxbridge.ami import AmiState
 from pbxbridge.ami_translate import TranslationStats
+from pbxbridge.delivery import DeliveryStats
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import PipelineStats
-from pbxbridge.delivery import DeliveryStats
 from tests.support import settings
 
 

@@ -12,8 +12,8 @@ import asyncio
 import sys
 from typing import TextIO
 
-from pbxbridge.outbox import Outbox
 from pbxbridge.delivery import Delivery
+from pbxbridge.outbox import Outbox
 from tests.support import settings as built
 from tests.support.calls import lifecycle
 

@@ -10,7 +10,9 @@ from pbxbridge.backoff import full_jitter
 def test_backoff_grows_is_jittered_and_capped() -> None:
     """uniform(0, min(cap, base*2**attempt)): bounded, varied, growing, capped, no overflow."""
     rng = random.Random(1234).random
-    samples = {a: [full_jitter(a, base=0.5, cap=30.0, rng=rng) for _ in range(200)] for a in range(12)}
+    samples = {
+        a: [full_jitter(a, base=0.5, cap=30.0, rng=rng) for _ in range(200)] for a in range(12)
+    }
     for attempt, delays in samples.items():
         bound = min(30.0, 0.5 * 2**attempt)
         assert all(0.0 <= d <= bound for d in delays)

@@ -12,10 +12,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pbxbridge import ami, replay
-from pbxbridge.ami_translate import TranslationStats, Translator
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.ami_parser import Message
+from pbxbridge.ami_translate import TranslationStats, Translator
 from pbxbridge.members import MemberBoard, member_status
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import Pipeline, PipelineStats

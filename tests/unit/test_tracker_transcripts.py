@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbxbridge import events as ev
 from pbxbridge import replay
 from pbxbridge import tracker as tr
 from pbxbridge.ami_parser import AmiStreamParser

@@ -1,0 +1,95 @@
+"""The pipeline's sink for incidents: effects -> outbox rows, never blocking the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from pbxbridge import callbacks as cb
+from pbxbridge import incidents as inc
+from pbxbridge import tracker as tr
+from pbxbridge.outbox import Outbox, OutboxError
+
+log = structlog.get_logger("pbxbridge.outbox")
+
+
+class OutboxSink:
+    """The pipeline's EffectSink for incidents: effects -> outbox rows, never blocking.
+
+    :meth:`apply` (called synchronously by the pipeline task) serialises the events and
+    hands them to the outbox's writer thread. :meth:`run` (a task of the daemon) waits
+    for each commit in order, wakes delivery once it is durable, and keeps house
+    (counts for metrics, retention). A failed commit raises OutboxError from
+    :meth:`run`, ending the daemon: an emergency call must not be dropped silently.
+    :meth:`flush` waits for every event handed over so far (shutdown).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        on_durable: Callable[[], None] | None = None,
+        counts_every: float = 1.0,
+        prune_every: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.outbox = outbox
+        self._on_durable = on_durable
+        self._writes: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
+        self._outstanding: set[asyncio.Future[int]] = set()
+        self._counts_every = counts_every
+        self._prune_every = prune_every
+        self._clock = clock
+        self.enqueued = 0  # events handed to the writer
+        self.committed = 0  # new events committed (a re-announced event is not new)
+
+    def apply(self, effects: Sequence[tr.Effect | cb.Change]) -> None:
+        incidents = [i for e in effects if (i := inc.from_effect(e)) is not None]
+        if incidents:
+            self._enqueue(incidents)
+
+    def _enqueue(self, incidents: Sequence[inc.Incident]) -> None:
+        fut = self.outbox.submit(incidents)
+        self.enqueued += len(incidents)
+        self._outstanding.add(fut)
+        fut.add_done_callback(self._outstanding.discard)
+        self._writes.put_nowait(fut)
+
+    async def run(self) -> None:
+        last_prune = -float("inf")  # prune once soon after start, then every prune_every
+        while True:
+            try:
+                async with asyncio.timeout(self._counts_every):
+                    fut = await self._writes.get()
+            except TimeoutError:
+                pass
+            else:
+                await self._settled(fut)
+                # Everything already committed is settled in one go.
+                while not self._writes.empty():
+                    await self._settled(self._writes.get_nowait())
+                if self._on_durable is not None:
+                    self._on_durable()
+            if self._clock() - last_prune >= self._prune_every:
+                last_prune = self._clock()
+                pruned = await self.outbox.prune()
+                if pruned:
+                    log.info("outbox_pruned", events=pruned)
+            await self.outbox.refresh_counts()
+
+    async def _settled(self, fut: asyncio.Future[int]) -> None:
+        try:
+            added = await fut
+        except OutboxError as exc:
+            log.error("outbox_write_failed", error=str(exc))
+            raise
+        self.committed += added
+
+    async def flush(self) -> None:
+        """Wait until every event handed over so far is committed; raise if one failed."""
+        if self._outstanding:
+            await asyncio.gather(*list(self._outstanding))
+        await self.outbox.flush()
