@@ -8,28 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import confs, truth
-from tests.lab.amilink import AmiLink
+from tests.lab import truth
 from tests.lab.asterisk import Lab
-from tests.lab.calls import SCENARIOS, CallGenerator, wait_idle
+from tests.lab.calls import SCENARIOS, CallGenerator, lab_links, wait_idle
 from tests.support.daemon import Daemon, write_config
 
 pytestmark = pytest.mark.asterisk
-
-
-async def _links(lab: Lab) -> tuple[AmiLink, AmiLink]:
-    s = lab.settings
-    driver = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
-    recorder = AmiLink(
-        "127.0.0.1",
-        s.ami_port,
-        confs.PBXBRIDGE_USER,
-        s.pbxbridge_secret,
-        events="call,agent,user,system",
-    )
-    await driver.connect()
-    await recorder.connect()
-    return driver, recorder
 
 
 def _expected_queue_log(records: list[dict[str, object]]) -> Counter[tuple[str, str]]:
@@ -54,7 +38,7 @@ async def test_random_mix_of_calls_is_measured_exactly(lab: Lab, tmp_path: Path)
     daemon = Daemon(write_config(lab, tmp_path)).start()
     try:
         daemon.wait_for(lambda line: line.get("event") == "ami_session_up")
-        driver, recorder = await _links(lab)
+        driver, recorder = await lab_links(lab.settings)
         log_before = len(lab.queue_log())
         gen = CallGenerator(driver)
         placed = await gen.mix(33, concurrency=3)

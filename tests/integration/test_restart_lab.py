@@ -13,10 +13,9 @@ import aiohttp
 import pytest
 
 from pbxbridge.incidents import parse_rfc3339
-from tests.lab import confs
-from tests.lab.amilink import AmiLink, split_raw
+from tests.lab.amilink import split_raw
 from tests.lab.asterisk import Lab, free_port
-from tests.lab.calls import CallGenerator, PlacedCall, Scenario, wait_idle
+from tests.lab.calls import CallGenerator, PlacedCall, Scenario, lab_links, wait_idle
 from tests.support.backend import Backend, Received, serve
 from tests.support.daemon import Daemon, write_config
 
@@ -90,17 +89,7 @@ async def test_restart_decides_every_open_call_from_asterisks_present(
     answer time, the one ringing through the gap and abandoned after is abandoned while
     ringing, and the one gone during the gap ends interrupted, logged, counted and owed
     a callback."""
-    s = lab.settings
-    driver = AmiLink("127.0.0.1", s.ami_port, confs.DRIVER_USER, s.driver_secret, events="off")
-    recorder = AmiLink(
-        "127.0.0.1",
-        s.ami_port,
-        confs.PBXBRIDGE_USER,
-        s.pbxbridge_secret,
-        events="call,agent,user,system",
-    )
-    await driver.connect()
-    await recorder.connect()
+    driver, recorder = await lab_links(lab.settings)
     backend = Backend()
     listen = f"127.0.0.1:{free_port()}"
     async with serve(backend) as url:

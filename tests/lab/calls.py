@@ -267,6 +267,24 @@ class CallGenerator:
         return done
 
 
+async def lab_links(settings: confs.LabSettings) -> tuple[AmiLink, AmiLink]:
+    """A driver link (places calls, no events) and a recorder logged in as pbxbridge
+    with pbxbridge's event classes (the raw truth the tests compare against)."""
+    driver = AmiLink(
+        "127.0.0.1", settings.ami_port, confs.DRIVER_USER, settings.driver_secret, events="off"
+    )
+    recorder = AmiLink(
+        "127.0.0.1",
+        settings.ami_port,
+        confs.PBXBRIDGE_USER,
+        settings.pbxbridge_secret,
+        events="call,agent,user,system",
+    )
+    await driver.connect()
+    await recorder.connect()
+    return driver, recorder
+
+
 async def wait_idle(link: AmiLink, within: float = 60) -> None:
     """Wait until the lab has no channels left (every call has ended)."""
     deadline = time.monotonic() + within
