@@ -1,12 +1,17 @@
-"""The life of an emergency call as a state machine: its states, every transition,
-and the outcome each state at hang-up means. Pure data, read by the tracker (which
-moves calls only through ``TRANSITIONS``) and by metrics (state labels, anomaly kinds).
+"""The life of an emergency call: its states, every transition, the outcome each state
+at hang-up means, the working state the tracker keeps per call, and what a snapshot
+shows a call doing now. Pure; read by the tracker (which moves calls only through
+``TRANSITIONS``) and by metrics (state labels, anomaly kinds).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pbxbridge import events as ev
+from pbxbridge.records import CallRecord
 
 
 class State(enum.Enum):
@@ -60,3 +65,72 @@ END_OF_CALL: Mapping[State, tuple[str, str | None]] = {
     State.LEFT_QUEUE: ("unanswered", None),
     State.UNKNOWN: ("interrupted", None),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerSettings:
+    """Built from the config by :func:`pbxbridge.config.tracker_settings`; the fields
+    with defaults are memory bounds, not configuration."""
+
+    pbx_name: str
+    emergency_queues: frozenset[str]
+    default_service: str
+    # An emergency call open longer than this is closed as interrupted: the tracker's
+    # memory stays bounded even if a Hangup is ever lost.
+    max_call_seconds: float
+    categories: frozenset[str]
+    agencies: Mapping[str, str]
+    remember_finished: int = 10_000
+    # Post-call hooks find "the call taker's last call" by phone; one entry per phone.
+    remember_devices: int = 2_000
+
+
+@dataclass(slots=True)
+class CallState:
+    """The mutable working state of one Linkedid; never leaves the tracker."""
+
+    linkedid: str
+    first_seen: float
+    estimated: bool = False
+    channels: set[str] = field(default_factory=set)
+    caller_side: set[str] = field(default_factory=set)
+    record: CallRecord | None = None  # set once the call is known to be an emergency call
+    state: State = State.ARRIVING
+    ringing: set[str] = field(default_factory=set)
+    hangup_requested: State | None = None
+    caller_number: str = ""
+    caller_name: str = ""
+    agent_device: str = ""
+    consult_agency: str | None = None  # an attended transfer's consultation leg
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """What a snapshot shows a live call doing now."""
+
+    state: State  # one of SEEN
+    in_queue: tuple[ev.LiveChannel, ...]  # the caller's channels in Queue()
+    ringing: frozenset[str]  # Uniqueids of the call takers' phones being dialled
+
+
+def seen_now(call: CallState, channels: Sequence[ev.LiveChannel]) -> Sighting:
+    """Read a call's live channels (CoreShowChannels): bridged in Queue() -> talking; in
+    Queue() with a call taker's phone dialled -> ringing; in Queue() -> waiting;
+    elsewhere -> arriving, or left_queue once it had joined a queue."""
+    in_queue = tuple(ch for ch in channels if ch.queue is not None)
+    # The caller's side: its first channel, the channel in Queue(), and the other halves
+    # of those that are Local channels. Any other channel of the call is one app_queue
+    # dialled: a call taker's phone (ringing while nobody is bridged). Its Application
+    # is not reliably AppQueue: a Queue b() pre-dial Gosub leaves "Return" there.
+    caller = {ch.pair for ch in channels if ch in in_queue or ch.ref.uniqueid == call.linkedid}
+    ringing = frozenset(
+        ch.ref.uniqueid for ch in channels if ch.pair not in caller and not ch.bridged
+    )
+    queued = call.record is not None and call.record.queued_at is not None
+    if any(ch.bridged for ch in in_queue):
+        state = State.TALKING
+    elif in_queue:
+        state = State.RINGING if ringing else State.WAITING
+    else:
+        state = State.LEFT_QUEUE if queued else State.ARRIVING
+    return Sighting(state, in_queue, ringing if state is State.RINGING else frozenset())

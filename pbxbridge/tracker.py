@@ -24,11 +24,21 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pbxbridge import events as ev
-from pbxbridge.call_states import END_OF_CALL, LIVE, SEEN, TRANSITIONS, UNANSWERED, State
+from pbxbridge.call_states import (
+    END_OF_CALL,
+    LIVE,
+    SEEN,
+    TRANSITIONS,
+    UNANSWERED,
+    CallState,
+    State,
+    TrackerSettings,
+    seen_now,
+)
 from pbxbridge.records import (
     ABANDON_STAGES,
     OUTCOMES,
@@ -44,6 +54,7 @@ from pbxbridge.records import (
     RingNoAnswer,
     SessionChanged,
 )
+from pbxbridge.tracker_hooks import CallTakerHooks
 
 # The record and the effects live in records.py, the state machine in call_states.py;
 # users of the tracker find them here too.
@@ -73,47 +84,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TrackerSettings:
-    """Built from the config by :func:`pbxbridge.config.tracker_settings`; the fields
-    with defaults are memory bounds, not configuration."""
-
-    pbx_name: str
-    emergency_queues: frozenset[str]
-    default_service: str
-    # An emergency call open longer than this is closed as interrupted: the tracker's
-    # memory stays bounded even if a Hangup is ever lost.
-    max_call_seconds: float
-    categories: frozenset[str]
-    agencies: Mapping[str, str]
-    remember_finished: int = 10_000
-    # Post-call hooks find "the call taker's last call" by phone; one entry per phone.
-    remember_devices: int = 2_000
-
-
-@dataclass(slots=True)
-class _Call:
-    """Mutable working state of one Linkedid; never leaves the tracker."""
-
-    linkedid: str
-    first_seen: float
-    estimated: bool = False
-    channels: set[str] = field(default_factory=set)
-    caller_side: set[str] = field(default_factory=set)
-    record: CallRecord | None = None  # set once the call is known to be an emergency call
-    state: State = State.ARRIVING
-    ringing: set[str] = field(default_factory=set)
-    hangup_requested: State | None = None
-    caller_number: str = ""
-    caller_name: str = ""
-    agent_device: str = ""
-    consult_agency: str | None = None  # an attended transfer's consultation leg
-
-
-class Tracker:
+class Tracker(CallTakerHooks):
     def __init__(self, settings: TrackerSettings) -> None:
         self.settings = settings
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[str, CallState] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._last_by_device: OrderedDict[str, CallRecord] = OrderedDict()
         # Set by a shutdown hang-up (or the Shutdown event) until the next login's
@@ -138,7 +112,7 @@ class Tracker:
             known = self._calls.get(record.linkedid)
             if record.linkedid in self._finished or (known is not None and known.record):
                 continue
-            call = _Call(
+            call = CallState(
                 record.linkedid,
                 record.offered_at,
                 estimated=record.offered_at_estimated,
@@ -185,35 +159,6 @@ class Tracker:
             if agency and call.record is not None and e.ref.channel.startswith("Local/"):
                 call.consult_agency = agency
         return []
-
-    def _classified(self, e: ev.Classified) -> list[Effect]:
-        if e.category not in self.settings.categories:
-            return [Anomaly("unknown_category", e.ref.linkedid, e.category)]
-        return self._update(e.ref, e.at, "category", lambda r: replace(r, category=e.category))
-
-    def _dispatch_hooked(self, e: ev.DispatchHooked) -> list[Effect]:
-        agency = e.agency
-        if not agency or agency not in {*self.settings.agencies.values(), *self.settings.agencies}:
-            return [Anomaly("unknown_agency", e.ref.linkedid, agency)]
-        agency = self.settings.agencies.get(agency, agency)
-        return self._update(e.ref, e.at, "dispatch", _dispatched(agency, e.at))
-
-    def _blind_transferred(self, e: ev.BlindTransferred) -> list[Effect]:
-        call = self._emergency_by_id(e.linkedid)
-        agency = self.settings.agencies.get(e.exten)
-        if call is None or agency is None or not e.success:
-            return []
-        return self._update_call(call, e.at, "dispatch", _dispatched(agency, e.at))
-
-    def _attended_transferred(self, e: ev.AttendedTransferred) -> list[Effect]:
-        call = self._emergency_by_id(e.linkedid)
-        if call is None or call.consult_agency is None or not e.success:
-            return []
-        agency, call.consult_agency = call.consult_agency, None
-        return self._update_call(call, e.at, "dispatch", _dispatched(agency, e.at))
-
-    def _callback_dialed(self, e: ev.CallbackDialed) -> list[Effect]:
-        return [CallbackResult(e.at, e.call_id, e.status, e.ref.device)]
 
     def _offered(self, e: ev.Offered) -> list[Effect]:
         call = self._get(e.ref, e.at)
@@ -358,50 +303,22 @@ class Tracker:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _get(self, ref: ev.ChannelRef, at: float) -> _Call | None:
+    def _get(self, ref: ev.ChannelRef, at: float) -> CallState | None:
         """The call for this channel's Linkedid, created on first sight."""
         if not ref.linkedid or ref.linkedid in self._finished:
             return None
         call = self._calls.get(ref.linkedid)
         if call is None:
-            call = self._calls[ref.linkedid] = _Call(ref.linkedid, at)
+            call = self._calls[ref.linkedid] = CallState(ref.linkedid, at)
         if not call.caller_number and _known(ref.caller_number):
             call.caller_number, call.caller_name = ref.caller_number, _known(ref.caller_name)
         return call
 
-    def _emergency(self, ref: ev.ChannelRef) -> _Call | None:
-        return self._emergency_by_id(ref.linkedid)
-
-    def _emergency_by_id(self, linkedid: str) -> _Call | None:
+    def _emergency_by_id(self, linkedid: str) -> CallState | None:
         call = self._calls.get(linkedid)
         return call if call is not None and call.record is not None else None
 
-    def _update(
-        self,
-        ref: ev.ChannelRef,
-        at: float,
-        what: str,
-        change: Callable[[CallRecord], CallRecord],
-    ) -> list[Effect]:
-        """Apply a call taker's hook to the call on this Linkedid, or, when the hook ran
-        after the call on the call taker's own phone, to that phone's last call."""
-        call = self._emergency(ref)
-        if call is not None:
-            return self._update_call(call, at, what, change)
-        last = self._last_by_device.get(ref.device)
-        if last is None:
-            return [Anomaly(f"{what}_without_call", ref.linkedid, ref.device)]
-        self._last_by_device[ref.device] = updated = change(last)
-        return [CallUpdated(updated, what, at)]
-
-    def _update_call(
-        self, call: _Call, at: float, what: str, change: Callable[[CallRecord], CallRecord]
-    ) -> list[Effect]:
-        assert call.record is not None
-        call.record = change(call.record)
-        return [CallUpdated(call.record, what, at)]
-
-    def _promote(self, call: _Call, ref: ev.ChannelRef, service: str) -> list[Effect]:
+    def _promote(self, call: CallState, ref: ev.ChannelRef, service: str) -> list[Effect]:
         call.caller_side.add(ref.uniqueid)
         if call.record is not None:
             return []
@@ -417,14 +334,14 @@ class Tracker:
         )
         return [CallOffered(call.record)]
 
-    def _move(self, call: _Call, what: str) -> list[Effect]:
+    def _move(self, call: CallState, what: str) -> list[Effect]:
         nxt = TRANSITIONS.get((call.state, what))
         if nxt is None:
             return [Anomaly(f"unexpected_{what}", call.linkedid, call.state.value)]
         call.state = nxt
         return []
 
-    def _end(self, call: _Call, at: float, result: tuple[str, str | None]) -> list[Effect]:
+    def _end(self, call: CallState, at: float, result: tuple[str, str | None]) -> list[Effect]:
         rec = call.record
         assert rec is not None
         outcome, stage = result
@@ -438,7 +355,7 @@ class Tracker:
                 self._last_by_device.popitem(last=False)
         return [*effects, CallEnded(call.record)]
 
-    def _forget(self, call: _Call) -> None:
+    def _forget(self, call: CallState) -> None:
         self._calls.pop(call.linkedid, None)
         if call.record is not None:
             self._finished[call.linkedid] = None
@@ -450,7 +367,7 @@ class Tracker:
         born = at - max(ch.duration for ch in channels)
         call = self._calls.get(linkedid)
         if call is None:
-            call = self._calls[linkedid] = _Call(linkedid, born, estimated=True)
+            call = self._calls[linkedid] = CallState(linkedid, born, estimated=True)
         elif call.record is None and born < call.first_seen - 1.0:
             # Seen only from a later channel (e.g. a call taker's): the call is older.
             call.first_seen, call.estimated = born, True
@@ -471,27 +388,17 @@ class Tracker:
                 ]
         return []
 
-    def _settle(self, call: _Call, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
+    def _settle(self, call: CallState, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
         """Set a live call's state from what a snapshot shows it doing now."""
-        in_queue = [ch for ch in channels if ch.queue is not None]
-        # The caller's side: its first channel, the channel in Queue(), and the other
-        # halves of those that are Local channels. Any other channel of the call is one
-        # app_queue dialled: a call taker's phone (ringing while nobody is bridged).
-        caller = {ch.pair for ch in channels if ch in in_queue or ch.ref.uniqueid == call.linkedid}
-        ringing = {ch.ref.uniqueid for ch in channels if ch.pair not in caller and not ch.bridged}
+        now = seen_now(call, channels)
+        seen, in_queue = now.state, now.in_queue
         rec = call.record
         assert rec is not None
-        if any(ch.bridged for ch in in_queue):
-            seen = State.TALKING
-        elif in_queue:
-            seen = State.RINGING if ringing else State.WAITING
-        else:
-            seen = State.ARRIVING if rec.queued_at is None else State.LEFT_QUEUE
         if call.state is State.TALKING and seen is not State.TALKING:
             return []  # answered, then transferred or put on hold: still answered
         call.channels = {ch.ref.uniqueid for ch in channels}
         call.caller_side |= {ch.ref.uniqueid for ch in in_queue}
-        call.ringing = ringing if seen is State.RINGING else set()
+        call.ringing = set(now.ringing)
         effects = self._move(call, f"seen_{seen.value}")
         if seen is State.TALKING and rec.answered_at is None:
             # Answered while pbxbridge could not see it: AMI tells no answer time, so
@@ -503,13 +410,6 @@ class Tracker:
             )
             effects.append(CallAnswered(call.record))
         return effects
-
-
-def _dispatched(agency: str, at: float) -> Callable[[CallRecord], CallRecord]:
-    def change(rec: CallRecord) -> CallRecord:
-        return replace(rec, dispatched_to=(*rec.dispatched_to, (agency, at)))
-
-    return change
 
 
 def _known(value: str) -> str:
