@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -26,6 +28,7 @@ from pbxbridge.metrics import Metrics
 from pbxbridge.outbox import Outbox, OutboxError
 from pbxbridge.outbox_sink import OutboxSink
 from pbxbridge.pipeline import Item, Pipeline, Tick
+from pbxbridge.store_policy import StoreHealth, WritePolicy
 
 log = structlog.get_logger("pbxbridge.app")
 
@@ -49,11 +52,12 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 Outbox(config.outbox.path, retention_seconds=config.outbox.retention_hours * 3600)
             )
             open_calls = await outbox.open_calls()
-            store = CallbackStore(Path(config.outbox.path).with_name(CALLBACKS_FILE))
         except (OutboxError, OSError) as exc:
             log.error("state_unavailable", path=config.outbox.path, error=str(exc))
             return 1
-        stack.callback(store.close)
+        store, store_error = _callback_store(Path(config.outbox.path).with_name(CALLBACKS_FILE))
+        if store is not None:
+            stack.callback(store.close)
 
         queue: asyncio.Queue[Item] = asyncio.Queue()
         tracker = tr.Tracker(cfg.tracker_settings(config))
@@ -70,7 +74,11 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         delivery = Delivery(outbox, cfg.delivery_settings(config))
         outbox_sink = OutboxSink(outbox, on_durable=delivery.wake)
         # Durable first: the outbox sees every effect before anything else does.
-        pipeline = Pipeline(tracker, cb.CallbackBook(store.load()), [outbox_sink, store, metrics])
+        pipeline = Pipeline(
+            tracker,
+            cb.CallbackBook(store.load() if store is not None else ()),
+            [outbox_sink, metrics] if store is None else [outbox_sink, store, metrics],
+        )
         translator = Translator(observe_lag=metrics.observe_event_lag, warn=_ami_warning)
         client = ami.AmiClient(cfg.ami_settings(config), queue.put_nowait, translator=translator)
         metrics.watch_calls(tracker)
@@ -79,12 +87,23 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         metrics.watch_pipeline(pipeline.stats, translator.stats, queue.qsize)
         metrics.watch_callbacks(pipeline.book.pending)
         metrics.watch_delivery(delivery.stats)
+        unpersisted = StoreHealth(False, store_error, 0, 0)
+        metrics.watch_stores(
+            [
+                ("outbox", lambda: outbox.policy.health),
+                ("callbacks", lambda: store.policy.health if store is not None else unpersisted),
+            ]
+        )
         heartbeat = http.Heartbeat()
         web_app = http.build_app(
             render_metrics=metrics.render,
             components=[
                 ("ami", http.ami_component(lambda: client.state)),
-                ("outbox", lambda: http.Component(True, f"{outbox.counts.pending} pending")),
+                (
+                    "outbox",
+                    lambda: _store_component(outbox.policy, f"{outbox.counts.pending} pending"),
+                ),
+                ("callbacks", _callbacks_component(store, store_error)),
             ],
             heartbeat=heartbeat,
         )
@@ -141,6 +160,43 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             log.error("outbox_flush_timeout", seconds=DRAIN_SECONDS)
     log.info("pbxbridge_stopped")
     return 0
+
+
+def _callback_store(path: Path) -> tuple[CallbackStore | None, str | None]:
+    """The callback list's file, or None and why: a bad callback file must not stop call
+    tracking and delivery. The list then lives in memory only (still served to the
+    call takers, lost on restart) and /ready says it is degraded."""
+    try:
+        return CallbackStore(path), None
+    except (sqlite3.Error, OSError) as exc:
+        log.error(
+            "callbacks_not_persisted",
+            path=str(path),
+            error=f"{type(exc).__name__}: {exc}",
+            hint="move the file aside (pbxbridge recreates it) or restore it from a backup",
+        )
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _store_component(policy: WritePolicy, state: str) -> http.Component:
+    h = policy.health
+    if h.writable:
+        return http.Component(True, state)
+    return http.Component(False, f"not writable ({h.reason}); {h.unwritten} held in memory")
+
+
+def _callbacks_component(
+    store: CallbackStore | None, error: str | None
+) -> Callable[[], http.Component]:
+    def check() -> http.Component:
+        if store is None:
+            return http.Component(True, f"in memory only: {error}", degraded=True)
+        h = store.policy.health
+        if h.writable:
+            return http.Component(True, "persisted")
+        return http.Component(True, f"not writable ({h.reason})", degraded=True)
+
+    return check
 
 
 def _ami_warning(what: str, ami_event: str) -> None:

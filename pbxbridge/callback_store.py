@@ -8,9 +8,11 @@ thread (WAL, synchronous=FULL), so a restart resumes the list.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import structlog
 from pbxbridge import callbacks as cb
 from pbxbridge import incidents
 from pbxbridge.callbacks import Callback
+from pbxbridge.store_policy import WritePolicy
 
 log = structlog.get_logger("pbxbridge.callbacks")
 
@@ -48,10 +51,18 @@ def _entry(data: dict[str, Any]) -> Callback:
 
 class CallbackStore:
     def __init__(self, path: str | Path) -> None:
+        """Open (creating) the file; raises sqlite3.Error or OSError if it is unusable."""
         self.path = Path(path)
-        self.write_errors = 0
+        # One row per call id, so what waits for a failing disk is bounded by the list.
+        self.policy = WritePolicy("callbacks", limit=None)
+        self._unwritten: dict[str, tuple[str, int, str]] = {}  # writer thread only
+        self._retry: threading.Timer | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="callbacks")
-        self._db: sqlite3.Connection = self._pool.submit(self._open).result()
+        try:
+            self._db: sqlite3.Connection = self._pool.submit(self._open).result()
+        except BaseException:
+            self._pool.shutdown(wait=True)
+            raise
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,23 +89,41 @@ class CallbackStore:
 
     def save(self, entries: Iterable[Callback]) -> concurrent.futures.Future[None]:
         rows = [(e.call_id, int(e.pending), json.dumps(_row(e))) for e in entries]
-        future = self._pool.submit(self._write, rows)
-        future.add_done_callback(self._check)
-        return future
+        return self._pool.submit(self._write, rows)
 
     def _write(self, rows: list[tuple[str, int, str]]) -> None:
-        if not rows:
+        """Writer thread. A failed write is kept (the latest row per call) and retried
+        with the stores' one policy (store_policy)."""
+        for row in rows:
+            self._unwritten.pop(row[0], None)
+            self._unwritten[row[0]] = row
+        if not self._unwritten:
             return
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)", rows)
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?)",
+                    list(self._unwritten.values()),
+                )
+        except sqlite3.Error as exc:
+            delay = self.policy.failed(exc, len(self._unwritten))
+            self._retry = threading.Timer(delay or 0.0, self._retry_now)
+            self._retry.daemon = True
+            self._retry.start()
+            return
+        self._unwritten.clear()
+        self.policy.succeeded()
 
-    def _check(self, future: concurrent.futures.Future[None]) -> None:
-        exc = future.exception()
-        if exc is not None:
-            self.write_errors += 1
-            log.error("callback_write_failed", error=str(exc), path=str(self.path))
+    def _retry_now(self) -> None:
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._pool.submit(self._write, [])
 
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        left = self._pool.submit(lambda: len(self._unwritten)).result()
+        if left:
+            log.error("callbacks_unwritten_at_exit", entries=left, path=str(self.path))
         self._pool.submit(self._db.close).result()
         self._pool.shutdown(wait=True)

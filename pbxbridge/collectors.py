@@ -27,6 +27,7 @@ from pbxbridge.delivery import DeliveryStats
 from pbxbridge.incidents import TYPES as INCIDENT_TYPES
 from pbxbridge.members import STATUSES
 from pbxbridge.pipeline import PipelineStats
+from pbxbridge.store_policy import StoreHealth
 
 # tracker.State -> the `state` label of pbxbridge_calls_in_progress. The issue names
 # waiting|ringing|talking; `arriving` (greeting or IVR, before any queue) and
@@ -278,3 +279,35 @@ class DeliveryHealth(Collector):
 
 def _counter(name: str, documentation: str, value: Any) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+class Stores(Collector):
+    """The SQLite files' health (store_policy): the alerting numbers of a full disk."""
+
+    def __init__(self, stores: Iterable[tuple[str, Callable[[], StoreHealth]]]) -> None:
+        self._stores = list(stores)
+
+    def collect(self) -> Iterator[Metric]:
+        writable = GaugeMetricFamily(
+            "pbxbridge_store_writable",
+            "1 while the store's last write succeeded (outbox, callbacks).",
+            labels=["store"],
+        )
+        unwritten = GaugeMetricFamily(
+            "pbxbridge_store_unwritten",
+            "Records held in memory because the store cannot write them (disk full?).",
+            labels=["store"],
+        )
+        failures = CounterMetricFamily(
+            "pbxbridge_store_write_failures",
+            "Failed write attempts of the store (each is retried).",
+            labels=["store"],
+        )
+        for name, health in self._stores:
+            h = health()
+            writable.add_metric([name], int(h.writable))
+            unwritten.add_metric([name], h.unwritten)
+            failures.add_metric([name], h.failures)
+        yield writable
+        yield unwritten
+        yield failures

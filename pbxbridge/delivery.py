@@ -38,7 +38,7 @@ import aiohttp
 import structlog
 
 from pbxbridge.backoff import full_jitter
-from pbxbridge.outbox import Outbox, Row
+from pbxbridge.outbox import Outbox, OutboxError, Row
 
 log = structlog.get_logger("pbxbridge.delivery")
 
@@ -179,6 +179,7 @@ class Delivery:
         self._in_flight: set[str] = set()
         self._failures = 0  # consecutive failed attempts, across events
         self._down_until = 0.0
+        self._store_failures = 0  # consecutive results the outbox could not write
         self._delivered: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
 
@@ -255,7 +256,24 @@ class Delivery:
     async def _attempt(self, session: aiohttp.ClientSession, row: Row) -> None:
         try:
             verdict, status = await self._post(session, row)
-            await self._record(row, verdict, status)
+            try:
+                await self._record(row, verdict, status)
+            except OutboxError as exc:
+                # The outbox cannot write the result (disk full): the event stays
+                # pending and goes again later under the same Idempotency-Key.
+                self._store_failures += 1
+                self._down_until = max(
+                    self._down_until,
+                    self._clock()
+                    + full_jitter(
+                        self._store_failures, base=self.settings.backoff_base,
+                        cap=self.settings.probe_cap, rng=self._rnd,
+                    ),
+                )  # fmt: skip
+                if self._store_failures == 1:
+                    log.error("delivery_result_not_written", error=str(exc))
+            else:
+                self._store_failures = 0
         finally:
             self._in_flight.discard(row.call_id)
             self._wake.set()

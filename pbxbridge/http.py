@@ -34,8 +34,9 @@ log = structlog.get_logger("pbxbridge.http")
 
 @dataclass(frozen=True, slots=True)
 class Component:
-    ok: bool
+    ok: bool  # False: not ready (503)
     state: str
+    degraded: bool = False  # ready, but working without something (said in the body)
 
 
 ComponentCheck = tuple[str, Callable[[], Component]]
@@ -105,7 +106,10 @@ def build_app(
         is_ready = all(c.ok for c in states.values())
         body = {
             "ready": is_ready,
-            "components": {n: {"ok": c.ok, "state": c.state} for n, c in states.items()},
+            "degraded": sorted(n for n, c in states.items() if c.degraded),
+            "components": {
+                n: {"ok": c.ok, "state": c.state, "degraded": c.degraded} for n, c in states.items()
+            },
         }
         return web.json_response(body, status=200 if is_ready else 503)
 

@@ -35,9 +35,11 @@ from pbxbridge.collectors import (
     PendingCallbacks,
     PipelineHealth,
     QueueMembers,
+    Stores,
 )
 from pbxbridge.delivery import DeliveryStats
 from pbxbridge.pipeline import Effect, PipelineStats
+from pbxbridge.store_policy import StoreHealth
 
 # 10, 15 and 20 s are bucket bounds so that the NFPA (10 s) and NENA (15 s, 20 s) service
 # levels are exact in PromQL, not interpolated.
@@ -283,6 +285,9 @@ class Metrics:
 
     def watch_delivery(self, stats: Callable[[], DeliveryStats]) -> None:
         self.registry.register(DeliveryHealth(stats))
+
+    def watch_stores(self, stores: Iterable[tuple[str, Callable[[], StoreHealth]]]) -> None:
+        self.registry.register(Stores(stores))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything in the registry."""

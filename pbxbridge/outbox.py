@@ -33,6 +33,7 @@ import structlog
 
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
+from pbxbridge.store_policy import WritePolicy
 
 log = structlog.get_logger("pbxbridge.outbox")
 
@@ -71,6 +72,12 @@ _COLUMNS = (
 _IS_HEAD = (
     "e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.call_id = e.call_id AND p.state = 'pending')"
 )
+
+
+# Events kept in memory while commits fail (disk full): about 1.5 KB each.
+MAX_UNWRITTEN = 50_000
+
+_Write = tuple[Sequence[inc.Incident], float, "asyncio.Future[int]"]
 
 
 class OutboxError(Exception):
@@ -329,18 +336,23 @@ class Outbox:
         path: str | Path,
         *,
         retention_seconds: float = 168 * 3600.0,
+        max_unwritten: int = MAX_UNWRITTEN,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
         self.retention_seconds = retention_seconds
+        self.policy = WritePolicy("outbox", limit=max_unwritten)
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbxbridge-outbox")
         self._db: OutboxDB | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Group commit: writes waiting for the writer thread, guarded by _lock.
         self._lock = threading.Lock()
-        self._inbox: list[tuple[Sequence[inc.Incident], float, asyncio.Future[int]]] = []
+        self._inbox: list[_Write] = []
+        # A failed group commit waits here, ahead of newer writes, for its retry.
+        self._unwritten: list[_Write] = []
         self._drain_scheduled = False
+        self._retry: asyncio.TimerHandle | None = None
         self.counts = OutboxCounts()  # as of the last refresh_counts()
 
     async def open(self) -> Outbox:
@@ -355,6 +367,7 @@ class Outbox:
         try:
             await self.flush()
         finally:
+            self._give_up_unwritten()
             db, self._db = self._db, None
             await self._run(db.close)
             await asyncio.to_thread(self._executor.shutdown, True)
@@ -407,22 +420,57 @@ class Outbox:
         await self._run(lambda: None)
 
     def _drain(self) -> None:
-        """Writer thread: commit every waiting write in one transaction."""
+        """Writer thread: commit every waiting write in one transaction. A failed commit
+        is kept, in order, and retried (store_policy); nothing newer overtakes it."""
         with self._lock:
-            batch, self._inbox = self._inbox, []
+            batch, self._unwritten, self._inbox = [*self._unwritten, *self._inbox], [], []
             self._drain_scheduled = False
-        if not batch:
+        if not batch or self._db is None:
             return
+        error: BaseException | None = None
         try:
-            added = self.db.insert_batches([(items, now) for items, now, _ in batch])
-        except (sqlite3.Error, OutboxError) as exc:
-            error: BaseException | None = OutboxError(f"outbox commit failed: {exc}")
+            added = self._db.insert_batches([(items, now) for items, now, _ in batch])
+        except sqlite3.Error as exc:
+            delay = self.policy.failed(exc, sum(len(items) for items, _, _ in batch))
+            if delay is not None:
+                with self._lock:
+                    self._unwritten = batch
+                    self._drain_scheduled = True  # newer writes wait for the retry
+                self._call_in_loop(self._retry_in, delay)
+                return
+            kept = sum(len(items) for items, _, _ in batch)
+            error = OutboxError(f"outbox: {kept} events could not be kept: {exc}")
             added = [0] * len(batch)
         else:
-            error = None
+            self.policy.succeeded()
+        self._call_in_loop(_settle, [f for _, _, f in batch], added, error)
+
+    def _call_in_loop(self, fn: Callable[..., object], *args: object) -> None:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            self._loop.call_soon_threadsafe(_settle, [f for _, _, f in batch], added, error)
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _retry_in(self, delay: float) -> None:
+        """Loop thread: schedule the retry of the unwritten commit."""
+        assert self._loop is not None
+        self._retry = self._loop.call_later(delay, self._retry_now)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        if self._db is not None:
+            self._executor.submit(self._drain)
+
+    def _give_up_unwritten(self) -> None:
+        """On close: what a failing disk still holds back is lost; say how much."""
+        if self._retry is not None:
+            self._retry.cancel()
+        with self._lock:
+            batch, self._unwritten, self._inbox = [*self._unwritten, *self._inbox], [], []
+        if batch:
+            lost = sum(len(items) for items, _, _ in batch)
+            log.error("outbox_unwritten_at_exit", events=lost, error=self.policy.health.reason)
+            error = OutboxError(f"outbox: {lost} events not written before exit")
+            _settle([f for _, _, f in batch], [0] * len(batch), error)
 
     async def mark_delivered(self, event_id: str) -> None:
         await self._run(self.db.mark_delivered, event_id, self._clock())

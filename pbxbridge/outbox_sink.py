@@ -22,8 +22,9 @@ class OutboxSink:
     :meth:`apply` (called synchronously by the pipeline task) serialises the events and
     hands them to the outbox's writer thread. :meth:`run` (a task of the daemon) waits
     for each commit in order, wakes delivery once it is durable, and keeps house
-    (counts for metrics, retention). A failed commit raises OutboxError from
-    :meth:`run`, ending the daemon: an emergency call must not be dropped silently.
+    (counts for metrics, retention). A failing commit is retried by the outbox
+    (store_policy) while it can hold the events; past that, OutboxError from
+    :meth:`run` ends the daemon, saying how many events it could not keep.
     :meth:`flush` waits for every event handed over so far (shutdown).
     """
 
@@ -73,12 +74,17 @@ class OutboxSink:
                     await self._settled(self._writes.get_nowait())
                 if self._on_durable is not None:
                     self._on_durable()
-            if self._clock() - last_prune >= self._prune_every:
-                last_prune = self._clock()
-                pruned = await self.outbox.prune()
-                if pruned:
-                    log.info("outbox_pruned", events=pruned)
-            await self.outbox.refresh_counts()
+            try:
+                if self._clock() - last_prune >= self._prune_every:
+                    last_prune = self._clock()
+                    pruned = await self.outbox.prune()
+                    if pruned:
+                        log.info("outbox_pruned", events=pruned)
+                await self.outbox.refresh_counts()
+            except OutboxError as exc:
+                # Housekeeping waits for a disk that works again; the writes' own
+                # failure policy (store_policy) is what keeps events.
+                log.warning("outbox_housekeeping_failed", error=str(exc))
 
     async def _settled(self, fut: asyncio.Future[int]) -> None:
         try:

@@ -112,9 +112,11 @@ async def test_ready_is_503_naming_the_ami_state_until_logged_in() -> None:
     async with served(lambda: current[0]) as (base, _):
         status, body = await get_json(f"{base}/ready")
         assert status == 503
+        reason = "login failed: Authentication failed"
         assert body == {
             "ready": False,
-            "components": {"ami": {"ok": False, "state": "login failed: Authentication failed"}},
+            "degraded": [],
+            "components": {"ami": {"ok": False, "state": reason, "degraded": False}},
         }
         current[0] = ami_state(logged_in=False, connected=True)
         status, body = await get_json(f"{base}/ready")
@@ -122,7 +124,8 @@ async def test_ready_is_503_naming_the_ami_state_until_logged_in() -> None:
         current[0] = ami_state(logged_in=True)
         status, body = await get_json(f"{base}/ready")
         assert status == 200
-        assert body == {"ready": True, "components": {"ami": {"ok": True, "state": "logged in"}}}
+        assert body["ready"] is True
+        assert body["components"] == {"ami": {"ok": True, "state": "logged in", "degraded": False}}
 
 
 async def test_ready_needs_every_component_and_survives_a_broken_check() -> None:
@@ -140,8 +143,12 @@ async def test_ready_needs_every_component_and_survives_a_broken_check() -> None
         _, _, text = await get(f"{base}/ready")
     assert status == 503
     assert body["components"]["ami"]["ok"] is True
-    assert body["components"]["outbox"] == {"ok": False, "state": "disk full"}
-    assert body["components"]["other"] == {"ok": False, "state": "check failed: RuntimeError"}
+    assert body["components"]["outbox"] == {"ok": False, "state": "disk full", "degraded": False}
+    assert body["components"]["other"] == {
+        "ok": False,
+        "state": "check failed: RuntimeError",
+        "degraded": False,
+    }
     assert SECRET not in text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,24 +170,61 @@ async def test_a_burst_is_committed_completely(tmp_path: Path) -> None:
         assert (await outbox.refresh_counts()).pending == 900
 
 
-async def test_a_failed_commit_raises_from_the_sink(tmp_path: Path) -> None:
-    """A commit that fails surfaces as OutboxError from OutboxSink.run (the daemon stops)."""
+async def test_a_failed_commit_waits_and_is_retried_until_it_succeeds(tmp_path: Path) -> None:
+    """A commit that fails (here another process holds the write lock past the busy
+    timeout) is kept and retried: the store reports not writable with the reason,
+    and once the lock goes every event is committed, none lost."""
     path = tmp_path / "o.sqlite3"
     async with Outbox(path) as outbox:
         sink = OutboxSink(outbox)
         task = asyncio.create_task(sink.run())
-        # Another process holding the write lock beyond the busy timeout.
         await outbox._run(outbox.db.conn.execute, "PRAGMA busy_timeout = 50")
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
             sink.apply([tr.CallOffered(record(1))])
-            with pytest.raises(OutboxError, match="outbox commit failed"):
+            sink.apply([tr.CallOffered(record(2))])
+            await _until(lambda: outbox.policy.health.failures >= 2)
+            health = outbox.policy.health
+            assert not health.writable and "locked" in (health.reason or "")
+            assert health.unwritten >= 1
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.wait_for(sink.flush(), 10)
+        assert outbox.policy.health.writable and outbox.policy.health.unwritten == 0
+        assert not task.done()
+        task.cancel()
+        rows = await outbox.rows()
+    assert sorted(r.call_id for r in rows) == [record(1).call_id, record(2).call_id]
+
+
+async def test_past_the_memory_bound_the_sink_stops_the_daemon_and_says_how_many(
+    tmp_path: Path,
+) -> None:
+    """Only when more events wait than the outbox may hold does a commit fail for good;
+    the error names how many events could not be kept."""
+    path = tmp_path / "o.sqlite3"
+    async with Outbox(path, max_unwritten=1) as outbox:
+        sink = OutboxSink(outbox)
+        task = asyncio.create_task(sink.run())
+        await outbox._run(outbox.db.conn.execute, "PRAGMA busy_timeout = 50")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            sink.apply([tr.CallOffered(record(1)), tr.CallOffered(record(2))])
+            with pytest.raises(OutboxError, match="2 events could not be kept"):
                 async with asyncio.timeout(5):
                     await task
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
+
+
+async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (a bounded test poll)
+            await asyncio.sleep(0.01)
 
 
 def test_cli_lists_and_retries_parked_events(

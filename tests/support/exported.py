@@ -8,6 +8,7 @@ from pbxbridge.ami_translate import TranslationStats
 from pbxbridge.delivery import DeliveryStats
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import PipelineStats
+from pbxbridge.store_policy import StoreHealth
 from tests.support import settings
 
 
@@ -20,6 +21,7 @@ def exported_names() -> set[str]:
     m.watch_pipeline(PipelineStats(), TranslationStats(), lambda: 0)
     m.watch_callbacks(list)
     m.watch_delivery(lambda: DeliveryStats({}, {}, 0, 0, 0.0, 0))
+    m.watch_stores([("outbox", lambda: StoreHealth(True, None, 0, 0))])
     # Families without samples yet (labels first seen at run time) count too.
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
     names = set()

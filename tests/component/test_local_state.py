@@ -1,0 +1,86 @@
+"""bad_callback_file: local state fails soft. A broken callback file never stops call
+tracking; the real daemon keeps running and says what is degraded."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pbxbridge import callbacks as cb
+from pbxbridge.callback_store import CallbackStore
+from tests.component.test_daemon_systemd import config
+from tests.lab.asterisk import free_port
+from tests.support.daemon import Daemon
+
+
+def ready(listen: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://{listen}/ready", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_corrupt_callback_file_degrades_callbacks_and_nothing_else(tmp_path: Path) -> None:
+    """With garbage in callbacks.sqlite3 next to a good outbox, the daemon starts, logs
+    callbacks_not_persisted once with the file and the error, keeps the outbox ready and
+    reports callbacks as degraded (in memory only) in /ready and the metrics."""
+    (tmp_path / "callbacks.sqlite3").write_bytes(b"this is not a database\n" * 200)
+    path = config(tmp_path, free_port())
+    listen = next(
+        line.split('"')[1] for line in path.read_text().splitlines() if line.startswith("listen")
+    )
+    daemon = Daemon(path).start()
+    try:
+        line = daemon.wait_for(lambda x: x.get("event") == "callbacks_not_persisted")
+        assert line["path"].endswith("callbacks.sqlite3") and "not a database" in line["error"]
+        daemon.wait_for(lambda x: x.get("event") == "http_listening")
+        status, body = ready(listen)
+        components = body["components"]
+        assert isinstance(components, dict)
+        assert body["degraded"] == ["callbacks"]
+        assert components["callbacks"]["state"].startswith("in memory only")
+        assert components["outbox"]["ok"] is True
+        assert status == 503 and components["ami"]["ok"] is False  # nothing listens: AMI down
+        with urllib.request.urlopen(f"http://{listen}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        assert 'pbxbridge_store_writable{store="callbacks"} 0.0' in text
+        assert 'pbxbridge_store_writable{store="outbox"} 1.0' in text
+        assert daemon.proc is not None and daemon.proc.poll() is None, "still running"
+    finally:
+        assert daemon.stop() == 0
+    assert len(daemon.events("callbacks_not_persisted")) == 1
+
+
+def test_a_callback_write_that_fails_is_kept_and_retried(tmp_path: Path) -> None:
+    """The callback file follows the outbox's policy: a failed write (the file locked by
+    another process past the busy timeout) is kept, the latest entry per call, and
+    written once the file can be written again; a reopened store has it."""
+    path = tmp_path / "callbacks.sqlite3"
+    store = CallbackStore(path)
+    store._pool.submit(store._db.execute, "PRAGMA busy_timeout = 50").result()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    first = cb.Callback("pbx:L1", "112", "0812000111", 10.0, "abandoned")
+    try:
+        store.save([first]).result()
+        store.save([dataclasses.replace(first, attempts=1)]).result()
+        health = store.policy.health
+        assert not health.writable and health.unwritten == 1 and health.failures >= 2
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    deadline = time.monotonic() + 10
+    while not store.policy.health.writable and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store.close()
+    reopened = CallbackStore(path)
+    try:
+        assert [(e.call_id, e.attempts) for e in reopened.load()] == [("pbx:L1", 1)]
+    finally:
+        reopened.close()
