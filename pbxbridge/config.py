@@ -8,7 +8,9 @@ a ``*_file`` key or an environment variable, and never appear in an error messag
 
 from __future__ import annotations
 
+import math
 import os
+import ssl
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -131,10 +133,20 @@ def _port(v: Any) -> str | None:
     return None if 0 < v < 65536 else "expected a port number 1-65535"
 
 
-def _positive(v: Any) -> str | None:
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return "expected a number"
-    return None if v > 0 else "must be greater than 0"
+def _between(high: float, unit: str) -> Check:
+    """A finite number in (0, high]: inf, nan and absurd values are errors, so a typo can
+    never disable a timeout or a limit."""
+
+    def check(v: Any) -> str | None:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return "expected a number"
+        if not math.isfinite(v):
+            return "expected a finite number"
+        if v <= 0:
+            return "must be greater than 0"
+        return None if v <= high else f"must be at most {high:g} {unit}"
+
+    return check
 
 
 def _bool(v: Any) -> str | None:
@@ -206,13 +218,13 @@ SCHEMA: Mapping[str, Mapping[str, Check]] = {
         "username": _nonempty,
         "secret": _nonempty,
         "secret_file": _nonempty,
-        "ping_interval_seconds": _positive,
-        "ping_timeout_seconds": _positive,
+        "ping_interval_seconds": _between(300, "seconds"),
+        "ping_timeout_seconds": _between(300, "seconds"),
     },
     "emergency": {
         "queues": _str_list,
         "service": _token,
-        "max_call_seconds": _positive,
+        "max_call_seconds": _between(7 * 86400, "seconds"),
         "categories": _token_list,
         "agencies": _agency_map,
     },
@@ -225,9 +237,9 @@ SCHEMA: Mapping[str, Mapping[str, Check]] = {
         "signing_secret": _nonempty,
         "signing_secret_file": _nonempty,
         "ca_file": _nonempty,
-        "timeout_seconds": _positive,
+        "timeout_seconds": _between(300, "seconds"),
     },
-    "outbox": {"path": _nonempty, "retention_hours": _positive},
+    "outbox": {"path": _nonempty, "retention_hours": _between(24 * 3650, "hours")},
 }
 
 
@@ -241,6 +253,10 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"]
+        ) from None
     return from_dict(raw, env, base=Path(path).parent)
 
 
@@ -309,8 +325,9 @@ def _backend(
     if "ca_file" in body:
         path = base / body["ca_file"]
         try:
-            with open(path, "rb"):
-                pass
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError as exc:  # before OSError, its base class
+            problems.append(f"[backend] ca_file: {path} holds no usable certificate ({exc.reason})")
         except OSError as exc:
             problems.append(f"[backend] ca_file: cannot read {path}: {exc.strerror}")
         body["ca_file"] = str(path)

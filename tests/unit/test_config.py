@@ -50,6 +50,22 @@ BAD = {
     "missing secret file": ("[ami]\nsecret_file = 'nope'\n", "[ami] secret_file: cannot read"),
     "bad backend url": ("[ami]\nsecret='x'\n[backend]\nurl = 'ftp://x'\n", "[backend] url"),
     "not toml": ("[ami\n", "not valid TOML"),
+    "infinite ping": (
+        "[ami]\nsecret='x'\nping_interval_seconds = inf\n",
+        "[ami] ping_interval_seconds: expected a finite number",
+    ),
+    "nan timeout": (
+        "[ami]\nsecret='x'\nping_timeout_seconds = nan\n",
+        "[ami] ping_timeout_seconds: expected a finite number",
+    ),
+    "absurd timeout": (
+        "[ami]\nsecret='x'\n[backend]\ntimeout_seconds = 1e9\n",
+        "[backend] timeout_seconds: must be at most 300 seconds",
+    ),
+    "garbage ca_file": (
+        "[ami]\nsecret='x'\n[backend]\nca_file = 'pbxbridge.toml'\n",
+        "[backend] ca_file: ",
+    ),
 }
 
 
@@ -94,3 +110,22 @@ def test_environment_overrides_an_unreadable_secret_file(tmp_path: Path) -> None
     service can read."""
     text = "[ami]\nsecret_file = '/run/credentials/none/ami-secret'\n"
     assert check(tmp_path, text, {config.ENV_AMI_SECRET: SECRET}) == []
+
+
+def test_a_config_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 name the file and the offset, never a traceback."""
+    path = tmp_path / "pbxbridge.toml"
+    path.write_bytes(b'[pbx]\nname = "\xff"\n')
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path, env={})
+    assert err.value.problems == [f"{path}: not UTF-8 (byte 0xff at offset 14)"]
+
+
+def test_a_ca_file_without_certificates_is_refused_by_check_config(tmp_path: Path) -> None:
+    """check-config loads ca_file with ssl: a file holding no certificate is an error
+    (it used to pass and then crash `run`)."""
+    problems = check(tmp_path, "[ami]\nsecret='x'\n[backend]\nca_file = 'pbxbridge.toml'\n")
+    assert problems == [
+        f"[backend] ca_file: {tmp_path / 'pbxbridge.toml'} holds no usable certificate"
+        " (NO_CERTIFICATE_OR_CRL_FOUND)"
+    ]
