@@ -4,7 +4,7 @@ Policy (the README states it):
 
 - 2xx: delivered. Connection errors, TLS errors, timeouts, 408, 425, 429 and 5xx:
   retried forever with full-jitter exponential backoff (base 0.5 s, cap 30 s), or after
-  ``Retry-After`` when the backend sends one (while the backend is down, one probe
+  ``Retry-After`` (at most 60 s, for that event only) when the backend sends one (while the backend is down, one probe
   request backs off only up to ``probe_cap``, 5 s, so recovery is noticed quickly).
   Anything else (3xx, other 4xx): the event
   is parked (kept, logged as an error, counted) and the others go on.
@@ -76,7 +76,7 @@ class DeliverySettings:
     concurrency: int = 4
     # Fallback re-read of the outbox (picks up `pbxbridge outbox retry` from the CLI).
     poll_seconds: float = 5.0
-    retry_after_max: float = 3600.0
+    retry_after_max: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +305,7 @@ class Delivery:
             self._delivered[row.type] += 1
             log.debug("incident_delivered", event_id=row.event_id, attempts=row.attempts + 1)
             failures, self._failures, self._down_until = self._failures, 0, 0.0
-            if failures > 1:
+            if failures:
                 # The backend is back: everything waiting goes now, in order per call.
                 await self.outbox.reschedule()
                 log.info("backend_recovered", failed_attempts=failures)
@@ -319,8 +319,10 @@ class Delivery:
         self._failures += 1
         s = self.settings
         if verdict.retry_after is not None:
+            # Advice, bounded: it delays this event only, and the backend as a whole no
+            # longer than the probe cap, so one odd reply cannot stop all delivery.
             delay = min(verdict.retry_after, s.retry_after_max)
-            self._down_until = max(self._down_until, now + delay)
+            self._down_until = max(self._down_until, now + min(delay, s.probe_cap))
         else:
             delay = full_jitter(row.attempts, base=s.backoff_base, cap=s.backoff_cap, rng=self._rnd)
             # The backend-wide probe backs off to probe_cap only (one small request),

@@ -175,6 +175,28 @@ async def test_retry_after_is_honoured(outbox: Outbox) -> None:
     assert delivery.stats().errors == {"http_429": 1}
 
 
+async def test_a_huge_retry_after_cannot_stop_delivery(outbox: Outbox) -> None:
+    """One 503 with Retry-After: 999999999 delays that event by at most 60 s and the
+    backend by at most the probe cap: the other calls' events go on within seconds."""
+
+    async def one_lie(request: web.Request, n: int) -> web.StreamResponse:
+        if n == 0:
+            return web.Response(status=503, headers={"Retry-After": "999999999"})
+        return web.Response(status=200)
+
+    backend = Backend(one_lie)
+    async with serve(backend) as url, delivering(outbox, url) as delivery:
+        await outbox.put(*lifecycle(1))
+        delivery.wake()
+        await backend.wait_for(lambda: len(backend.received) >= 1, within=5)
+        await outbox.put(*lifecycle(2))
+        delivery.wake()
+        await all_delivered(outbox, within=8)
+    assert backend.received[0].status == 503
+    assert backend.accepted_keys() == {e.event_id for n in (1, 2) for e in lifecycle(n)}
+    assert backend.received[-1].at - backend.received[0].at < 7.0
+
+
 async def test_a_poison_record_is_parked_while_others_flow(outbox: Outbox) -> None:
     """backend_rejects_one: a 400 parks that event (kept, counted); all others are delivered."""
     poison = lifecycle(3)[1].event_id
