@@ -4,8 +4,9 @@ Policy (the README states it):
 
 - 2xx: delivered. Connection errors, TLS errors, timeouts, 408, 425, 429 and 5xx:
   retried forever with full-jitter exponential backoff (base 0.5 s, cap 30 s), or after
-  ``Retry-After`` (at most 60 s, for that event only) when the backend sends one (while the backend is down, one probe
-  request backs off only up to ``probe_cap``, 5 s, so recovery is noticed quickly).
+  ``Retry-After`` (at most 60 s, for that event only) when the backend sends one (while
+  the backend is down, one probe request backs off only up to ``probe_cap``, 5 s, so
+  recovery is noticed quickly).
   Anything else (3xx, other 4xx): the event
   is parked (kept, logged as an error, counted) and the others go on.
 - Within one call, events go strictly in ``seq`` order: a call whose earlier event is
