@@ -15,12 +15,12 @@ from pbxbridge, so it can run from any Python that has pyst2 and this package.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import sys
-import urllib.error
-import urllib.request
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -28,11 +28,13 @@ from typing import Any
 from asterisk.agi import AGI  # type: ignore[import-untyped]
 
 from pbxbridge import dialplan_vars as dv
+from pbxbridge import local_api
 
-DEFAULT_API = "http://127.0.0.1:9112"
+DEFAULT_API = local_api.DEFAULT_ADDRESS
 API_VARIABLE = "PBXBRIDGE_API"  # a dialplan global may point the script elsewhere
-HARD_LIMIT_SECONDS = 2
-HTTP_TIMEOUT_SECONDS = 1.5
+HARD_LIMIT_SECONDS = 2  # the whole run: reading the AGI environment to the last variable
+HTTP_TIMEOUT_SECONDS = 1.0
+SETTING_SECONDS = 0.4
 
 # PBXBRIDGE_CALLBACK_STATUS values the dialplan branches on.
 OK, EMPTY, UNAVAILABLE, INVALID = "OK", "EMPTY", "UNAVAILABLE", "INVALID"
@@ -49,18 +51,16 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 def claim(api: str, who: str) -> tuple[str, str, str]:
     """(status, number, call id) from POST /v1/callbacks/claim; validated."""
     body = json.dumps({"claimed_by": who}).encode()
-    request = urllib.request.Request(
-        f"{api.rstrip('/')}/v1/callbacks/claim",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            if response.status == 204:
-                return EMPTY, "", ""
-            data: Any = json.loads(response.read(65536))
-    except (OSError, urllib.error.URLError, ValueError):
+        status, raw = local_api.request(
+            api, "POST", "/v1/callbacks/claim", body=body, timeout=HTTP_TIMEOUT_SECONDS
+        )
+        if status == 204:
+            return EMPTY, "", ""
+        if status != 200:
+            return UNAVAILABLE, "", ""
+        data: Any = json.loads(raw)
+    except (OSError, http.client.HTTPException, ValueError):
         return UNAVAILABLE, "", ""
     number = data.get("number") if isinstance(data, dict) else None
     call_id = data.get("call_id") if isinstance(data, dict) else None
@@ -79,28 +79,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] != ["callback"]:
         print("usage: pbxbridge-agi callback  (run by Asterisk's AGI())", file=sys.stderr)
         return 2
+    # One deadline for the whole run, armed before pyst2 reads the AGI environment: the
+    # call taker waits on this script, so it never takes longer than HARD_LIMIT_SECONDS.
+    deadline = time.monotonic() + HARD_LIMIT_SECONDS
     signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(HARD_LIMIT_SECONDS)
-    # pyst2 echoes the AGI environment (caller ids included) to stderr, which Asterisk
-    # logs: keep it quiet.
-    agi = AGI(stderr=open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
-    status, number, call_id = UNAVAILABLE, "", ""
+    # Most of the budget for reading the environment and claiming; what is left is for
+    # telling the dialplan, which the call taker needs even when the claim timed out.
+    signal.setitimer(signal.ITIMER_REAL, HARD_LIMIT_SECONDS - SETTING_SECONDS)
     try:
-        api = agi.get_variable(API_VARIABLE) or DEFAULT_API
-        who = agi.env.get("agi_channel", "unknown").split(";", 1)[0]
-        status, number, call_id = claim(api, who)
-    except _OutOfTime:
-        status = UNAVAILABLE
-    finally:
-        signal.alarm(HARD_LIMIT_SECONDS)  # setting the variables is bounded too
-    try:
+        # pyst2 echoes the AGI environment (caller ids included) to stderr, which
+        # Asterisk logs: keep it quiet.
+        agi = AGI(stderr=open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the process
+        status, number, call_id = UNAVAILABLE, "", ""
+        try:
+            api = agi.get_variable(API_VARIABLE) or DEFAULT_API
+            who = agi.env.get("agi_channel", "unknown").split(";", 1)[0]
+            status, number, call_id = claim(api, who)
+        except _OutOfTime:
+            status, number, call_id = UNAVAILABLE, "", ""
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, deadline - time.monotonic()))
         agi.set_variable(dv.VAR_CALLBACK_NUMBER, number)
         agi.set_variable(dv.VAR_CALLBACK_CALL_ID, call_id)
         agi.set_variable(dv.VAR_CALLBACK_STATUS, status)
     except _OutOfTime:
         return 1
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
     return 0
 
 

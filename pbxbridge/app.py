@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
+from aiohttp import web
 
-from pbxbridge import ami, callback_api, http, systemd
+from pbxbridge import access, ami, callback_api, http, systemd
 from pbxbridge import callbacks as cb
 from pbxbridge import config as cfg
 from pbxbridge import tracker as tr
@@ -104,10 +105,38 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                     lambda: _store_component(outbox.policy, f"{outbox.counts.pending} pending"),
                 ),
                 ("callbacks", _callbacks_component(store, store_error)),
+                ("api_socket", lambda: local_api),
             ],
             heartbeat=heartbeat,
+            middlewares=[
+                access.guard(
+                    token=config.api.token,
+                    hosts=access.allowed_hosts(
+                        config.metrics.host, config.metrics.port, config.api.allowed_hosts
+                    ),
+                )
+            ],
         )
-        web_app.add_routes(callback_api.routes(pipeline.book, queue.put_nowait))
+        web_app.add_routes([callback_api.listing(pipeline.book)])
+        local_app = web.Application()
+        local_app.add_routes(
+            [callback_api.listing(pipeline.book), callback_api.claiming(queue.put_nowait)]
+        )
+        # The call takers' socket: a failure to serve it costs the callback feature code,
+        # never the measurement of calls.
+        try:
+            await stack.enter_async_context(
+                http.serving_unix(local_app, config.api.socket, config.api.socket_group)
+            )
+            local_api = http.Component(True, config.api.socket)
+        except (OSError, KeyError) as exc:
+            reason = (
+                f"no such group {config.api.socket_group!r}"
+                if isinstance(exc, KeyError)
+                else str(exc)
+            )
+            log.error("api_socket_failed", path=config.api.socket, error=reason)
+            local_api = http.Component(True, f"not served: {reason}", degraded=True)
         # HTTP before AMI: /health and /ready must answer while Asterisk is down.
         try:
             await stack.enter_async_context(

@@ -1,9 +1,15 @@
-"""The callback list's local API: ``GET /v1/callbacks`` and ``POST /v1/callbacks/claim``.
+"""The callback list's API: who is owed a call back, and the call takers' claims.
 
-Read by ``pbxbridge callbacks`` and claimed by the call takers' AGI script. A claim is
-a change of the callback book, so it is not made here: it is queued to the pipeline,
-which decides it and fans it out (store, log) like any other effect, and this
-handler answers with what the pipeline decided.
+Two faces (README, "Who may see and claim callers"):
+
+* the local socket (``[api] socket``, a unix socket only the Asterisk group may open):
+  ``GET /v1/callbacks`` and ``POST /v1/callbacks/claim``, for the call takers' AGI
+  script and ``pbxbridge callbacks``;
+* the TCP listener: ``GET /v1/callbacks`` only, read-only, behind :mod:`pbxbridge.access`.
+
+A claim is a change of the callback book, so it is not made here: it is queued to the
+pipeline, which decides it (one lease per phone, a rate limit) and fans it out (store,
+log, metrics) like any other effect; this handler answers with what was decided.
 """
 
 from __future__ import annotations
@@ -15,35 +21,50 @@ from collections.abc import Callable
 from aiohttp import web
 
 from pbxbridge import callbacks as cb
+from pbxbridge.events import device_of
 from pbxbridge.incidents import callback_json
 from pbxbridge.pipeline import Claim, Item
 
 MAX_CLAIMANT = 160
+BODY_SECONDS = 2.0  # a claim's body must arrive within this
 
 
-def routes(
-    book: cb.CallbackBook,
-    submit: Callable[[Item], None],
-    *,
-    clock: Callable[[], float] = time.time,
-) -> list[web.RouteDef]:
-    async def listing(_: web.Request) -> web.Response:
+def listing(book: cb.CallbackBook) -> web.RouteDef:
+    async def handler(_: web.Request) -> web.Response:
         return web.json_response({"callbacks": [callback_json(e) for e in book.pending()]})
 
-    async def claim(request: web.Request) -> web.Response:
+    return web.get("/v1/callbacks", handler)
+
+
+def claiming(
+    submit: Callable[[Item], None], *, clock: Callable[[], float] = time.time
+) -> web.RouteDef:
+    async def handler(request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _error(415, "expected Content-Type: application/json")
         try:
-            body = await request.json()
-        except ValueError:
+            async with asyncio.timeout(BODY_SECONDS):
+                body = await request.json()
+        except (ValueError, TimeoutError):
             body = None
         who = body.get("claimed_by") if isinstance(body, dict) else None
         if not isinstance(who, str) or not 0 < len(who) <= MAX_CLAIMANT or not who.isprintable():
-            error = f"claimed_by: expected a printable string of 1-{MAX_CLAIMANT} characters"
-            return web.json_response({"error": error}, status=400)
-        reply: asyncio.Future[cb.Callback | None] = asyncio.get_running_loop().create_future()
-        submit(Claim(who, clock(), reply))
-        entry = await reply
-        if entry is None:
-            return web.Response(status=204)
-        return web.json_response(callback_json(entry))
+            return _error(400, f"claimed_by: expected a printable string of 1-{MAX_CLAIMANT}")
+        reply: asyncio.Future[cb.Claimed | cb.ClaimRefused]
+        reply = asyncio.get_running_loop().create_future()
+        # The lease and the rate limit belong to the phone, not to one of its channels.
+        submit(Claim(device_of(who), clock(), reply))
+        match await reply:
+            case cb.Claimed(entry=entry):
+                return web.json_response(callback_json(entry))
+            case cb.ClaimRefused(reason="limited"):
+                return _error(429, f"at most {cb.CLAIMS_PER_MINUTE} claims a minute per phone")
+            case cb.ClaimRefused(reason="empty"):
+                return web.Response(status=204)
+        return _error(503, "the claim could not be decided")
 
-    return [web.get("/v1/callbacks", listing), web.post("/v1/callbacks/claim", claim)]
+    return web.post("/v1/callbacks/claim", handler)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

@@ -23,8 +23,14 @@ from pbxbridge import dialplan_vars as dv
 from pbxbridge import tracker as tr
 
 CLAIM_SECONDS = 120.0
+# A phone may claim this often (a call taker presses the feature code a few times a
+# minute at most); more is refused and counted, so no process can drain the list.
+CLAIMS_PER_MINUTE = 6
 OWED = ("abandoned", "unanswered", "interrupted")
 RESULTS = ("answered", "recalled", "no_answer", "busy", "failed")
+
+MAX_CLAIMANTS = 1_000
+CLAIM_RESULTS = ("granted", "empty", "limited")
 
 # Dial's DIALSTATUS -> callback result.
 DIAL_RESULTS = {
@@ -69,6 +75,16 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimRefused:
+    """A claim that got no caller: the list is empty (for this phone), or the phone
+    claimed too often."""
+
+    who: str
+    at: float
+    reason: str  # "empty" | "limited"
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """A callback left the list (for metrics and the incident ``call.updated``)."""
 
@@ -86,7 +102,7 @@ class Attempted:
     at: float
 
 
-Change = Queued | Claimed | Closed | Attempted
+Change = Queued | Claimed | ClaimRefused | Closed | Attempted
 
 
 def owed(rec: tr.CallRecord) -> bool:
@@ -104,6 +120,7 @@ def dialable(number: str) -> bool:
 class CallbackBook:
     def __init__(self, entries: Iterable[Callback] = ()) -> None:
         self._entries: dict[str, Callback] = {e.call_id: e for e in entries if e.pending}
+        self._claims: dict[str, list[float]] = {}  # phone -> its claims in the last minute
 
     def pending(self) -> list[Callback]:
         """Still owed a callback, oldest abandonment first."""
@@ -152,14 +169,27 @@ class CallbackBook:
                         changes.append(Closed(self._close(entry, at, "answered")))
         return changes
 
-    def claim(self, who: str, now: float) -> Claimed | None:
-        """The oldest pending entry nobody holds, leased to ``who``; None if none."""
-        for entry in self.pending():
+    def claim(self, who: str, now: float) -> Claimed | ClaimRefused:
+        """Lease the oldest pending entry nobody holds to the phone ``who``. A phone
+        holds one lease at a time (claiming again returns it, unextended) and may claim
+        CLAIMS_PER_MINUTE times a minute."""
+        recent = [t for t in self._claims.get(who, ()) if t > now - 60.0]
+        if len(recent) >= CLAIMS_PER_MINUTE:
+            self._claims[who] = recent
+            return ClaimRefused(who, now, "limited")
+        self._claims[who] = [*recent, now]
+        if len(self._claims) > MAX_CLAIMANTS:  # stale phones, oldest first
+            del self._claims[next(iter(self._claims))]
+        pending = self.pending()
+        for entry in pending:
+            if entry.claimed_by == who and entry.claimed_until and entry.claimed_until > now:
+                return Claimed(entry)
+        for entry in pending:
             if entry.claimed_until is None or entry.claimed_until <= now:
                 claimed = replace(entry, claimed_by=who, claimed_until=now + CLAIM_SECONDS)
                 self._entries[entry.call_id] = claimed
                 return Claimed(claimed)
-        return None
+        return ClaimRefused(who, now, "empty")
 
     def _close(self, entry: Callback, at: float, result: str) -> Callback:
         closed = replace(entry, closed_at=at, result=result, claimed_by=None, claimed_until=None)

@@ -13,11 +13,11 @@ import signal
 import sqlite3
 import sys
 import time
-import urllib.request
+import http.client
 from collections.abc import Sequence
 from pathlib import Path
 
-from pbxbridge import app, config, logs, outbox, replay
+from pbxbridge import app, config, local_api, logs, outbox, replay
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json, rfc3339
 
@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     cbs = sub.add_parser("callbacks", help="abandoned callers still owed a call back")
     cbs.add_argument(
         "--api",
-        default="http://127.0.0.1:9112",
-        help="the daemon's local API (default: %(default)s)",
+        default=local_api.DEFAULT_ADDRESS,
+        help="the daemon's local API socket (default: %(default)s)",
     )
     cbs.add_argument("--json", action="store_true", help="one JSON object per line")
     return p
@@ -60,12 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _callbacks(args: argparse.Namespace) -> int:
     """The running daemon's callback list, oldest first (GET /v1/callbacks)."""
-    url = f"{args.api.rstrip('/')}/v1/callbacks"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            entries = json.loads(response.read())["callbacks"]
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"pbxbridge: cannot read {url}: {exc}", file=sys.stderr)
+        status, body = local_api.request(args.api, "GET", "/v1/callbacks", timeout=5)
+        if status != 200:
+            raise OSError(f"HTTP {status}: {body[:200].decode(errors='replace')}")
+        entries = json.loads(body)["callbacks"]
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+        print(f"pbxbridge: cannot read the callback list at {args.api}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         for entry in entries:

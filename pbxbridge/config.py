@@ -28,6 +28,11 @@ ENV_CONFIG = "PBXBRIDGE_CONFIG"
 ENV_AMI_SECRET = "PBXBRIDGE_AMI_SECRET"
 ENV_BACKEND_TOKEN = "PBXBRIDGE_BACKEND_TOKEN"
 ENV_SIGNING_SECRET = "PBXBRIDGE_SIGNING_SECRET"
+ENV_API_TOKEN = "PBXBRIDGE_API_TOKEN"
+# systemd's RuntimeDirectory= sets this; the local API socket lives there.
+ENV_RUNTIME_DIRECTORY = "RUNTIME_DIRECTORY"
+DEFAULT_RUNTIME_DIRECTORY = "/run/pbxbridge"
+API_SOCKET_FILE = "api.sock"
 # systemd's StateDirectory= sets this; the outbox lives there unless [outbox] path says so.
 ENV_STATE_DIRECTORY = "STATE_DIRECTORY"
 DEFAULT_STATE_DIRECTORY = "/var/lib/pbxbridge"
@@ -106,6 +111,20 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Who may see and claim callers (README, "Who may see and claim callers")."""
+
+    # The call takers' AGI script and the CLI: list and claim, on a unix socket that only
+    # socket_group (the group Asterisk runs as) may open.
+    socket: str = f"{DEFAULT_RUNTIME_DIRECTORY}/{API_SOCKET_FILE}"
+    socket_group: str = "asterisk"
+    # Remote readers over the TCP listener ([metrics] listen): read-only, with this token.
+    token: str = field(default="", repr=False)
+    # More Host names the TCP listener answers to (a DNS name for it, "pbx1:9112").
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     pbx: PbxConfig = PbxConfig()
     ami: AmiConfig = AmiConfig()
@@ -114,6 +133,7 @@ class Config:
     log: LogConfig = LogConfig()
     backend: BackendConfig = BackendConfig()
     outbox: OutboxConfig = OutboxConfig()
+    api: ApiConfig = ApiConfig()
 
 
 Check = Callable[[Any], str | None]  # returns a problem description or None
@@ -240,6 +260,13 @@ SCHEMA: Mapping[str, Mapping[str, Check]] = {
         "timeout_seconds": _between(300, "seconds"),
     },
     "outbox": {"path": _nonempty, "retention_hours": _between(24 * 3650, "hours")},
+    "api": {
+        "socket": _nonempty,
+        "socket_group": _nonempty,
+        "token": _nonempty,
+        "token_file": _nonempty,
+        "allowed_hosts": _str_list,
+    },
 }
 
 
@@ -300,16 +327,24 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
             emergency[key] = tuple(emergency[key])
     backend = _backend(sec("backend"), env, base, problems)
     outbox = _outbox(sec("outbox"), env, base)
+    api = _api(sec("api"), env, base, problems)
+    metrics = MetricsConfig(**sec("metrics"))
+    if not api.token and metrics.host not in LOOPBACK_HOSTS:
+        problems.append(
+            f"[metrics] listen: {metrics.host} is not loopback: set [api] token (token_file, "
+            f"${ENV_API_TOKEN}) so that the API on it is not open"
+        )
     if problems:
         raise ConfigError(problems)
     return Config(
         pbx=PbxConfig(**sec("pbx")),
         ami=AmiConfig(**ami),
         emergency=EmergencyConfig(**emergency),
-        metrics=MetricsConfig(**sec("metrics")),
+        metrics=metrics,
         log=LogConfig(**sec("log")),
         backend=backend,
         outbox=outbox,
+        api=api,
     )
 
 
@@ -332,6 +367,27 @@ def _backend(
             problems.append(f"[backend] ca_file: cannot read {path}: {exc.strerror}")
         body["ca_file"] = str(path)
     return BackendConfig(**body)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def _api(
+    body: dict[str, Any], env: Mapping[str, str], base: Path, problems: list[str]
+) -> ApiConfig:
+    token = _secret(
+        body, "token", from_env=env.get(ENV_API_TOKEN), base=base, section="api", problems=problems
+    )
+    body.pop("token_file", None)
+    body["token"] = token
+    if "socket" in body:
+        body["socket"] = str(base / body["socket"])
+    else:
+        runtime = env.get(ENV_RUNTIME_DIRECTORY, "").split(":")[0] or DEFAULT_RUNTIME_DIRECTORY
+        body["socket"] = str(Path(runtime) / API_SOCKET_FILE)
+    if "allowed_hosts" in body:
+        body["allowed_hosts"] = tuple(body["allowed_hosts"])
+    return ApiConfig(**body)
 
 
 def _outbox(body: dict[str, Any], env: Mapping[str, str], base: Path) -> OutboxConfig:

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pbxbridge.ami import AmiState
@@ -93,6 +97,7 @@ def build_app(
     render_metrics: Callable[[], bytes],
     components: Sequence[ComponentCheck],
     heartbeat: Heartbeat,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -113,7 +118,7 @@ def build_app(
         }
         return web.json_response(body, status=200 if is_ready else 503)
 
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
@@ -145,3 +150,32 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[t
         yield address
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serving_unix(app: web.Application, path: str, group: str) -> AsyncIterator[str]:
+    """Serve ``app`` on a unix socket at ``path``, mode 0660 and owned by ``group``, so
+    only that group's processes (Asterisk's AGI scripts) and root may connect; a web
+    page or another local user cannot. Raises OSError or KeyError (no such group)."""
+    _clear_socket(path, make_parent=True)
+    gid = grp.getgrnam(group).gr_gid
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.UnixSite(runner, path).start()
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+        log.info("api_socket_listening", path=path, group=group)
+        yield path
+    finally:
+        await runner.cleanup()
+        _clear_socket(path)
+
+
+def _clear_socket(path: str, *, make_parent: bool = False) -> None:
+    """Remove a socket left at ``path`` (by a killed run, or ours on exit)."""
+    socket_path = Path(path)
+    if make_parent:
+        socket_path.parent.mkdir(parents=True, exist_ok=True)
+    if socket_path.is_socket():
+        socket_path.unlink()

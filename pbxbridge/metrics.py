@@ -176,6 +176,13 @@ class Metrics:
             ["service", "result"],
             registry=r,
         )
+        self.claims = Counter(
+            "pbxbridge_callback_claims",
+            "Call takers' claims: granted, empty (nobody owed) or limited (too many claims "
+            "from one phone).",
+            ["result"],
+            registry=r,
+        )
         self.service = service
         self.queues = tuple(queues)
         self.categories = tuple(categories)
@@ -204,6 +211,8 @@ class Metrics:
         self.callback_delay.labels(service)
         for result in cb.RESULTS:
             self.callbacks.labels(service, result)
+        for result in cb.CLAIM_RESULTS:
+            self.claims.labels(result)
 
     # -- the event path -------------------------------------------------------------
 
@@ -234,6 +243,10 @@ class Metrics:
                         self.callback_delay.labels(entry.service).observe(delay)
                 case cb.Closed(entry=entry) if entry.result == "recalled":
                     self.callbacks.labels(entry.service, "recalled").inc()
+                case cb.Claimed():
+                    self.claims.labels("granted").inc()
+                case cb.ClaimRefused(reason=reason):
+                    self.claims.labels(reason).inc()
 
     def _ended(self, rec: tr.CallRecord) -> None:
         service, queue = rec.service, _queue_of(rec)

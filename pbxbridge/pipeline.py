@@ -37,9 +37,9 @@ class Tick:
 class Claim:
     """A call taker's claim of the oldest caller owed a callback (the local API)."""
 
-    who: str
+    who: str  # the claiming phone (device)
     at: float
-    reply: asyncio.Future[cb.Callback | None]
+    reply: asyncio.Future[cb.Claimed | cb.ClaimRefused]
 
 
 Item = ev.Event | Tick | Claim
@@ -89,8 +89,10 @@ class Pipeline:
         if effects:  # most events change state without an outward effect
             self.apply(effects)
         if type(item) is Claim and not item.reply.done():
-            claimed = [e.entry for e in effects if type(e) is cb.Claimed]
-            item.reply.set_result(claimed[0] if claimed else None)
+            answer = [e for e in effects if isinstance(e, cb.Claimed | cb.ClaimRefused)]
+            item.reply.set_result(
+                answer[0] if answer else cb.ClaimRefused(item.who, item.at, "error")
+            )
         return effects
 
     def decide(self, item: Item) -> list[Effect]:
@@ -100,8 +102,7 @@ class Pipeline:
             case Tick(at=at):
                 decided = self.tracker.expire(at)
             case Claim(who=who, at=at):
-                claimed = self.book.claim(who, at)
-                return [] if claimed is None else [claimed]
+                return [self.book.claim(who, at)]
             case ev.MemberStatus():
                 self.members.update(item)
                 return []
@@ -175,6 +176,10 @@ def _log(effect: Effect) -> None:
             log.info("callback_owed", call_id=entry.call_id, outcome=entry.outcome)
         case cb.Claimed(entry=entry):
             log.info("callback_claimed", call_id=entry.call_id, claimed_by=entry.claimed_by)
+        case cb.ClaimRefused(who=who, reason="limited"):
+            log.warning("callback_claim_limited", claimed_by=who, per_minute=cb.CLAIMS_PER_MINUTE)
+        case cb.ClaimRefused():
+            pass
         case cb.Attempted(entry=entry, result=result):
             log.info(
                 "callback_attempted",

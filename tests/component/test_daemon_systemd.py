@@ -24,6 +24,9 @@ secret = "not-used"
 listen = "127.0.0.1:{free_port()}"
 [outbox]
 path = "{tmp_path / "outbox.sqlite3"}"
+[api]
+socket = "{tmp_path / "api.sock"}"
+socket_group = "root"
 """
     )
     return path

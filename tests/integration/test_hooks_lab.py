@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pbxbridge import local_api
 from tests.lab import confs
 from tests.lab.amilink import AmiLink, split_raw
 from tests.lab.asterisk import Lab
@@ -42,7 +43,7 @@ async def links(lab: Lab) -> tuple[AmiLink, AmiLink]:
     return driver, recorder
 
 
-def api(config: Path) -> str:
+def http_api(config: Path) -> str:
     listen = tomllib.loads(config.read_text())["metrics"]["listen"]
     return f"http://{listen}"
 
@@ -50,6 +51,13 @@ def api(config: Path) -> str:
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
+
+
+def callbacks_of(lab: Lab) -> Any:
+    """The callback list over the local socket, as the AGI script and the CLI read it."""
+    status, body = local_api.request(f"unix:{lab.api_socket}", "GET", "/v1/callbacks", timeout=5)
+    assert status == 200, body
+    return json.loads(body)
 
 
 def get_text(url: str) -> str:
@@ -99,7 +107,7 @@ async def test_transfers_and_classifications_reach_the_record(lab: Lab, tmp_path
         )
         [update] = [x for x in daemon.events("call_updated") if x.get("category") == "ghost"]
         assert update["call_id"] == first["call_id"]
-        metrics = await asyncio.to_thread(get_text, f"{api(config)}/metrics")
+        metrics = await asyncio.to_thread(get_text, f"{http_api(config)}/metrics")
         assert 'pbxbridge_calls_dispatched_total{agency="fire",service="112"} 1.0' in metrics
         assert 'pbxbridge_calls_dispatched_total{agency="police",service="112"} 1.0' in metrics
         assert 'pbxbridge_calls_classified_total{category="ghost",service="112"} 1.0' in metrics
@@ -115,19 +123,20 @@ async def test_abandoned_caller_is_called_back_through_the_feature_code(
 ) -> None:
     """Abandoned callers join the callback list; two call takers pressing *112 at once
     are connected to different callers; an answered callback closes the entry."""
-    daemon, config = await start_daemon(lab, tmp_path)
+    daemon, _ = await start_daemon(lab, tmp_path)
     driver, recorder = await links(lab)
     try:
-        await driver.action("Setvar", Variable="PBXBRIDGE_API", Value=api(config))
+        await driver.action("Setvar", Variable="PBXBRIDGE_API", Value=lab.api_address)
         gen = CallGenerator(driver)
         gone = [await gen.place(SCENARIOS["abandoned_in_queue"]) for _ in range(2)]
         await until(lambda: len(daemon.events("call_ended")) >= 2)
-        listing = await asyncio.to_thread(get_json, f"{api(config)}/v1/callbacks")
+        listing = await asyncio.to_thread(callbacks_of, lab)
         pending = listing["callbacks"]
         assert sorted(e["call_id"] for e in pending) == sorted(f"lab:{c.linkedid}" for c in gone)
         assert sorted(e["number"] for e in pending) == sorted(c.caller_number for c in gone)
+        socket = f"unix:{lab.api_socket}"
         cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pbxbridge.cli", "callbacks", "--api", api(config), "--json",
+            sys.executable, "-m", "pbxbridge.cli", "callbacks", "--api", socket, "--json",
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await cli.communicate()
@@ -138,7 +147,7 @@ async def test_abandoned_caller_is_called_back_through_the_feature_code(
         claimed = [x["call_id"] for x in daemon.events("callback_claimed")]
         assert sorted(claimed) == sorted(f"lab:{c.linkedid}" for c in gone), "one caller each"
         assert {x["result"] for x in daemon.events("callback_closed")} == {"answered"}
-        after = await asyncio.to_thread(get_json, f"{api(config)}/v1/callbacks")
+        after = await asyncio.to_thread(callbacks_of, lab)
         assert after["callbacks"] == []
         await wait_idle(driver)
         dialled = [
@@ -191,8 +200,8 @@ async def test_emergency_calls_never_wait_for_pbxbridge(lab: Lab, tmp_path: Path
         for mode in ("running", "stopped", "hung"):
             if mode != "stopped":
                 (tmp_path / mode).mkdir()
-                daemon, config = await start_daemon(lab, tmp_path / mode)
-                await driver.action("Setvar", Variable="PBXBRIDGE_API", Value=api(config))
+                daemon, _ = await start_daemon(lab, tmp_path / mode)
+                await driver.action("Setvar", Variable="PBXBRIDGE_API", Value=lab.api_address)
             if mode == "hung":
                 assert daemon is not None and daemon.proc is not None
                 os.kill(daemon.proc.pid, signal.SIGSTOP)
@@ -246,7 +255,7 @@ async def test_hostile_caller_names_neither_hang_up_nor_forge_events(
         await asyncio.sleep(quick.duration)
         await wait_idle(driver)
         await until(lambda: len(daemon.events("call_ended")) >= 2)
-        metrics = await asyncio.to_thread(get_text, f"{api(config)}/metrics")
+        metrics = await asyncio.to_thread(get_text, f"{http_api(config)}/metrics")
     finally:
         daemon.stop()
         await driver.close()

@@ -157,6 +157,17 @@ class Lab:
         return self.root / self.settings.lab_dir.lstrip("/")
 
     @property
+    def api_socket(self) -> Path:
+        """Where pbxbridge serves its local API for this lab: inside the chroot, so the
+        AGI script that Asterisk runs there can reach it, as on a PBX host."""
+        return self.lab_dir / "pbxbridge" / "api.sock"
+
+    @property
+    def api_address(self) -> str:
+        """The same socket as the AGI script inside the chroot names it (PBXBRIDGE_API)."""
+        return f"unix:{self.settings.lab_dir}/pbxbridge/api.sock"
+
+    @property
     def queue_log_path(self) -> Path:
         return self.lab_dir / "log" / "queue_log"
 
@@ -187,7 +198,7 @@ class Lab:
         site = self.lab_dir / "python"
         shutil.rmtree(site, ignore_errors=True)
         (site / "pbxbridge").mkdir(parents=True)
-        for name in ("__init__.py", "agi.py", "dialplan_vars.py"):
+        for name in ("__init__.py", "agi.py", "dialplan_vars.py", "local_api.py"):
             shutil.copy(REPO / "pbxbridge" / name, site / "pbxbridge" / name)
         shutil.copytree(Path(asterisk_pkg.__file__).parent, site / "asterisk")
         shutil.copy(six.__file__, site / "six.py")  # pyst2's one dependency

@@ -199,14 +199,14 @@ async def _with_receiver(lab: Lab, tmp: Path) -> tuple[Daemon, list[dict[str, An
     say(f"local dispatch backend listening on {receiver.url}")
     try:
         config = write_config(lab, tmp, backend={"url": receiver.url})
-        api = "http://" + tomllib.loads(config.read_text())["metrics"]["listen"]
+        http_base = "http://" + tomllib.loads(config.read_text())["metrics"]["listen"]
         say(f"starting pbxbridge: pbxbridge run --config {config}")
         daemon = Daemon(config).start()
         await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
         say("pbxbridge is connected to Asterisk")
-        await place_calls(lab, api)
+        await place_calls(lab, lab.api_address)
         await asyncio.sleep(2)  # the last incidents reach the backend
-        metrics = await asyncio.to_thread(_get, f"{api}/metrics")
+        metrics = await asyncio.to_thread(_get, f"{http_base}/metrics")
         daemon.stop()
         return daemon, receiver.incidents, metrics
     finally:

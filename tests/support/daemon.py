@@ -32,6 +32,8 @@ def write_config(lab: Lab, directory: Path, **sections: dict[str, Any]) -> Path:
         "emergency": {"queues": ["calltakers", "backup"]},
         "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         "outbox": {"path": str(directory / "outbox.sqlite3")},
+        # The lab's Asterisk runs as root: its AGI scripts connect as root.
+        "api": {"socket": str(lab.api_socket), "socket_group": "root"},
     }
     for name, body in sections.items():
         base.setdefault(name, {}).update(body)

@@ -43,11 +43,29 @@ def test_two_call_takers_claiming_at_once_get_different_callers() -> None:
     book = cb.CallbackBook()
     book.apply([ended("a", "abandoned", at=110), ended("b", "abandoned", at=105)])
     first, second = book.claim("PJSIP/1001", 200), book.claim("PJSIP/1002", 200)
-    assert first is not None and second is not None
+    assert isinstance(first, cb.Claimed) and isinstance(second, cb.Claimed)
     assert (first.entry.call_id, second.entry.call_id) == ("b", "a")
-    assert book.claim("PJSIP/1003", 200) is None
+    assert book.claim("PJSIP/1003", 200) == cb.ClaimRefused("PJSIP/1003", 200, "empty")
     again = book.claim("PJSIP/1003", 200 + cb.CLAIM_SECONDS)  # an unused claim expires
-    assert again is not None and again.entry.call_id == "b"
+    assert isinstance(again, cb.Claimed) and again.entry.call_id == "b"
+
+
+def test_a_phone_holds_one_lease_and_cannot_drain_the_list() -> None:
+    """Claiming again while holding a lease returns the same caller, unextended; past
+    CLAIMS_PER_MINUTE claims a minute a phone is refused, so a loop of claims can never
+    keep the list from the other call takers."""
+    book = cb.CallbackBook()
+    book.apply([ended(n, "abandoned", at=100 + i) for i, n in enumerate("abc")])
+    first = book.claim("PJSIP/1001", 200)
+    assert isinstance(first, cb.Claimed) and first.entry.call_id == "a"
+    for i in range(1, cb.CLAIMS_PER_MINUTE):
+        again = book.claim("PJSIP/1001", 200 + i)
+        assert again == cb.Claimed(first.entry), "the same lease, not another caller"
+    assert book.claim("PJSIP/1001", 210).reason == "limited"  # type: ignore[union-attr]
+    other = book.claim("PJSIP/1002", 210)
+    assert isinstance(other, cb.Claimed) and other.entry.call_id == "b"
+    later = book.claim("PJSIP/1001", 261)  # a minute on: allowed again
+    assert isinstance(later, cb.Claimed) and later.entry.call_id == "a"
 
 
 def test_answered_callback_closes_the_entry_failed_one_keeps_it() -> None:

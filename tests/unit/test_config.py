@@ -129,3 +129,13 @@ def test_a_ca_file_without_certificates_is_refused_by_check_config(tmp_path: Pat
         f"[backend] ca_file: {tmp_path / 'pbxbridge.toml'} holds no usable certificate"
         " (NO_CERTIFICATE_OR_CRL_FOUND)"
     ]
+
+
+def test_a_listener_beyond_loopback_needs_an_api_token(tmp_path: Path) -> None:
+    """[metrics] listen on a LAN address without [api] token is an error naming both;
+    with a token (here from the environment) it is accepted."""
+    text = "[ami]\nsecret='x'\n[metrics]\nlisten = '0.0.0.0:9112'\n"
+    problems = check(tmp_path, text)
+    assert len(problems) == 1 and problems[0].startswith("[metrics] listen: 0.0.0.0")
+    assert "[api] token" in problems[0]
+    assert check(tmp_path, text, env={config.ENV_API_TOKEN: "t0ken"}) == []

@@ -74,11 +74,12 @@ async def test_a_claim_is_decided_by_the_pipeline_and_reaches_the_sinks() -> Non
                                            ended_at=5.0, outcome="abandoned"))])  # fmt: skip
     recorder = Recorder()
     pipeline = Pipeline(tr.Tracker(settings.tracker()), book, [recorder])
-    reply: asyncio.Future[cb.Callback | None] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[cb.Claimed | cb.ClaimRefused] = loop.create_future()
     pipeline.handle(Claim("PJSIP/1001", 10.0, reply))
-    entry = await reply
-    assert entry is not None and entry.claimed_by == "PJSIP/1001"
-    assert [type(e) for e in recorder.effects] == [cb.Claimed]
-    none_left: asyncio.Future[cb.Callback | None] = asyncio.get_running_loop().create_future()
+    answer = await reply
+    assert isinstance(answer, cb.Claimed) and answer.entry.claimed_by == "PJSIP/1001"
+    none_left: asyncio.Future[cb.Claimed | cb.ClaimRefused] = loop.create_future()
     pipeline.handle(Claim("PJSIP/1002", 11.0, none_left))
-    assert await none_left is None
+    assert await none_left == cb.ClaimRefused("PJSIP/1002", 11.0, "empty")
+    assert [type(e) for e in recorder.effects] == [cb.Claimed, cb.ClaimRefused]
