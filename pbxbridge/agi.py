@@ -74,6 +74,18 @@ def claim(api: str, who: str) -> tuple[str, str, str]:
     return OK, number, call_id
 
 
+def phone_of(env: dict[str, str]) -> str:
+    """The call taker's phone, which a claim's lease and rate limit belong to:
+    ``PJSIP/1001-0000002a`` -> ``PJSIP/1001``. A Local channel has no endpoint: its
+    caller id names the phone (``Local/*112@takers/1001``), else the channel itself."""
+    channel = env.get("agi_channel", "unknown").split(";", 1)[0]
+    device = channel.rsplit("-", 1)[0] if "-" in channel else channel
+    if not device.startswith("Local/"):
+        return device
+    number = env.get("agi_callerid", "")
+    return f"{device}/{number}" if number.isdigit() else channel
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["callback"]:
@@ -93,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status, number, call_id = UNAVAILABLE, "", ""
         try:
             api = agi.get_variable(API_VARIABLE) or DEFAULT_API
-            who = agi.env.get("agi_channel", "unknown").split(";", 1)[0]
+            who = phone_of(agi.env)
             status, number, call_id = claim(api, who)
         except _OutOfTime:
             status, number, call_id = UNAVAILABLE, "", ""

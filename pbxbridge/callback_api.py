@@ -21,7 +21,6 @@ from collections.abc import Callable
 from aiohttp import web
 
 from pbxbridge import callbacks as cb
-from pbxbridge.events import device_of
 from pbxbridge.incidents import callback_json
 from pbxbridge.pipeline import Claim, Item
 
@@ -52,8 +51,9 @@ def claiming(
             return _error(400, f"claimed_by: expected a printable string of 1-{MAX_CLAIMANT}")
         reply: asyncio.Future[cb.Claimed | cb.ClaimRefused]
         reply = asyncio.get_running_loop().create_future()
-        # The lease and the rate limit belong to the phone, not to one of its channels.
-        submit(Claim(device_of(who), clock(), reply))
+        # The lease and the rate limit belong to the phone the claimant names (the AGI
+        # script names the call taker's phone: agi.phone_of).
+        submit(Claim(who, clock(), reply))
         match await reply:
             case cb.Claimed(entry=entry):
                 return web.json_response(callback_json(entry))

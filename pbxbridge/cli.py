@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import http.client
 import json
 import signal
 import sqlite3
 import sys
 import time
-import http.client
 from collections.abc import Sequence
 from pathlib import Path
 
