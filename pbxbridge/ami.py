@@ -29,7 +29,8 @@ Why not panoramisk (1.4, its newest release; its defects are reproduced in
   login, ``resync_actions`` re-read the live state (AMI has no replay).
 * Login layer (``Manager.login``):
   (e) a rejected secret only flips ``authenticated`` to False, logs nothing and retries
-  every 2 s (fail2ban bait) -> ``ami_login_failed`` at ERROR (never the secret),
+  every 2 s (fail2ban bait); it also sends the secret in clear -> an MD5 challenge
+  login (the secret never crosses the socket), ``ami_login_failed`` at ERROR,
   ``login_failures`` and ``last_error`` in :attr:`AmiClient.state`, backoff as any failure.
 * Action layer (``Action.__str__``, ``Action.multi``):
   (g) values are written unescaped, so CR/LF in a value injects a second action ->
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import random
 import secrets
@@ -240,7 +242,18 @@ class AmiClient:
             tasks.append(asyncio.create_task(self._read_loop(reader, banner_seen)))
             banner = await self._wait(banner_seen, s.connect_timeout, "no banner")
             self._log.info("ami_connected", host=s.host, port=s.port, banner=banner)
-            fields = {"Username": s.username, "Secret": s.secret, "Events": s.events}
+            # MD5 challenge login: the secret never crosses the socket, so whatever
+            # listens on the AMI port (Asterisk or not) never learns it.
+            challenge = await self._request(
+                "Challenge", {"AuthType": "MD5"}, "reply", s.connect_timeout
+            )
+            nonce = challenge.response.get("Challenge")
+            if challenge.response.response != "Success" or not nonce:
+                raise _SessionEnded(
+                    "login failed: no MD5 challenge (manager.conf must keep the secret in plain)"
+                )
+            key = hashlib.md5((nonce + s.secret).encode(), usedforsecurity=False).hexdigest()
+            fields = {"Username": s.username, "AuthType": "MD5", "Key": key, "Events": s.events}
             reply = await self._request("Login", fields, "login", s.connect_timeout)
             if reply.response.response != "Success":
                 self._login_failed(reply.response)

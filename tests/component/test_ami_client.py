@@ -201,6 +201,28 @@ async def test_wrong_secret_is_visible_and_backed_off() -> None:
         assert gaps[1] > gaps[0] * 1.5  # 0.1 s then 0.2 s (+ login delay): backing off
 
 
+async def test_the_secret_never_crosses_the_socket() -> None:
+    """A fake listener on the AMI port (Asterisk down, another local process bound the
+    port) learns no secret: login is an MD5 challenge; a listener that offers no
+    challenge gets no Login at all and the session fails with a clear reason."""
+    async with AmiPeer(secret="Only-Asterisk-Knows") as peer:
+        async with running(fast_settings(peer, secret="Only-Asterisk-Knows")) as (client, out):
+            await next_of(out, ev.AmiConnected)
+        wire = b"".join(peer.actions)
+        assert b"Only-Asterisk-Knows" not in wire
+        assert b"AuthType: MD5" in wire and b"Key: " in wire
+
+    async def no_challenge(peer: AmiPeer, action_id: str) -> None:
+        await peer.send(render(("Response", "Error"), ("ActionID", action_id)))
+
+    async with AmiPeer(secret="Only-Asterisk-Knows", scripts={"Challenge": no_challenge}) as fake:
+        async with running(fast_settings(fake, secret="Only-Asterisk-Knows")) as (client, out):
+            await eventually(lambda: (client.state.last_error or "").startswith("login failed"))
+            assert "no MD5 challenge" in (client.state.last_error or "")
+        assert not any(b"Login" in a for a in fake.actions)
+        assert b"Only-Asterisk-Knows" not in b"".join(fake.actions)
+
+
 class MaxJitter(random.Random):
     """Pins full jitter to its upper bound so the exponential schedule is observable."""
 

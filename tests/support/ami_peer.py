@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ class _Conn:
     writer: asyncio.StreamWriter
     hung: bool = False
     logged_in: bool = False
+    challenge: str = ""
 
 
 @dataclass
@@ -172,10 +175,17 @@ class AmiPeer:
         name, action_id = action.get("action", ""), action.get("actionid", "")
         if conn.hung:
             return
-        if name.lower() == "login":
-            await self._login(conn, action, action_id)
-        elif name in self.scripts:
+        if name in self.scripts:
             await self.scripts[name](self, action_id)
+        elif name.lower() == "challenge":
+            conn.challenge = str(random.randrange(10**8, 10**9))
+            conn.writer.write(
+                render(
+                    ("Response", "Success"), ("ActionID", action_id), ("Challenge", conn.challenge)
+                )
+            )
+        elif name.lower() == "login":
+            await self._login(conn, action, action_id)
         elif name.lower() == "ping":
             conn.writer.write(
                 render(
@@ -207,7 +217,13 @@ class AmiPeer:
             await conn.writer.drain()
 
     async def _login(self, conn: _Conn, action: dict[str, str], action_id: str) -> None:
-        if action.get("username") != self.username or action.get("secret") != self.secret:
+        if action.get("authtype", "").lower() == "md5":
+            # Asterisk's authenticate(): MD5(challenge + secret), lowercase hex.
+            expected = hashlib.md5((conn.challenge + self.secret).encode()).hexdigest()
+            ok = bool(conn.challenge) and action.get("key") == expected
+        else:
+            ok = action.get("secret") == self.secret  # panoramisk's plain login
+        if action.get("username") != self.username or not ok:
             # Like Asterisk: sleep, refuse, close.
             self.login_failures += 1
             await asyncio.sleep(self.login_delay)
