@@ -4,6 +4,7 @@ really did, decided from what Asterisk has now, never from what the outbox last 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pbxbridge import local_api
 from pbxbridge.incidents import parse_rfc3339
 from tests.lab.amilink import split_raw
 from tests.lab.asterisk import Lab, free_port
@@ -68,10 +70,11 @@ def first(events: list[tuple[float, str]], name: str) -> float:
     return next(t for t, e in events if e == name)
 
 
-async def get_json(base: str, path: str) -> Any:
-    async with aiohttp.ClientSession() as session, session.get(base + path) as resp:
-        assert resp.status == 200, path
-        return await resp.json()
+def local_callbacks(lab: Lab) -> Any:
+    """The callback list as the call takers' AGI script reads it (the local socket)."""
+    status, body = local_api.request(f"unix:{lab.api_socket}", "GET", "/v1/callbacks", timeout=5)
+    assert status == 200, body
+    return json.loads(body)
 
 
 async def metric(base: str, name: str) -> float:
@@ -121,7 +124,7 @@ async def test_restart_decides_every_open_call_from_asterisks_present(
             )
             base = f"http://{listen}"
             interrupted = await metric(base, "pbxbridge_calls_interrupted_total")
-            owed = await get_json(base, "/v1/callbacks")
+            owed = await asyncio.to_thread(local_callbacks, lab)
         finally:
             first_run.stop()
             second_run.stop()
