@@ -25,6 +25,7 @@ from pbxbridge.ami_translate import Translator
 from pbxbridge.callback_store import CallbackStore
 from pbxbridge.config import Config
 from pbxbridge.delivery import Delivery
+from pbxbridge.http_limits import ConnectionStats
 from pbxbridge.metrics import Metrics
 from pbxbridge.outbox import Outbox, OutboxError
 from pbxbridge.outbox_sink import OutboxSink
@@ -95,6 +96,8 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 ("callbacks", lambda: store.policy.health if store is not None else unpersisted),
             ]
         )
+        tcp_connections, socket_connections = ConnectionStats(), ConnectionStats()
+        metrics.watch_listeners([("tcp", tcp_connections), ("socket", socket_connections)])
         heartbeat = http.Heartbeat()
         web_app = http.build_app(
             render_metrics=metrics.render,
@@ -126,7 +129,9 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         # never the measurement of calls.
         try:
             await stack.enter_async_context(
-                http.serving_unix(local_app, config.api.socket, config.api.socket_group)
+                http.serving_unix(
+                    local_app, config.api.socket, config.api.socket_group, socket_connections
+                )
             )
             local_api = http.Component(True, config.api.socket)
         except (OSError, KeyError) as exc:
@@ -140,7 +145,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         # HTTP before AMI: /health and /ready must answer while Asterisk is down.
         try:
             await stack.enter_async_context(
-                http.serving(web_app, config.metrics.host, config.metrics.port)
+                http.serving(web_app, config.metrics.host, config.metrics.port, tcp_connections)
             )
         except OSError as exc:
             log.error("http_listen_failed", listen=config.metrics.listen, error=str(exc))

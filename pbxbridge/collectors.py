@@ -24,6 +24,7 @@ from pbxbridge.ami import AmiState
 from pbxbridge.ami_translate import TranslationStats
 from pbxbridge.delivery import REASONS as DELIVERY_REASONS
 from pbxbridge.delivery import DeliveryStats
+from pbxbridge.http_limits import ConnectionStats
 from pbxbridge.incidents import TYPES as INCIDENT_TYPES
 from pbxbridge.members import STATUSES
 from pbxbridge.pipeline import PipelineStats
@@ -311,3 +312,27 @@ class Stores(Collector):
         yield writable
         yield unwritten
         yield failures
+
+
+class Listeners(Collector):
+    """The HTTP listeners' bounds (http_limits): connections refused or cut for slowness."""
+
+    def __init__(self, listeners: Iterable[tuple[str, ConnectionStats]]) -> None:
+        self._listeners = list(listeners)
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "pbxbridge_http_connections_refused",
+            "Connections closed at accept: the listener already had its maximum.",
+            labels=["listener"],
+        )
+        slow = CounterMetricFamily(
+            "pbxbridge_http_slow_requests",
+            "Connections closed because a request's headers did not arrive in time.",
+            labels=["listener"],
+        )
+        for name, stats in self._listeners:
+            refused.add_metric([name], stats.refused)
+            slow.add_metric([name], stats.too_slow)
+        yield refused
+        yield slow

@@ -43,6 +43,7 @@ from pbxbridge.outbox import Outbox, OutboxError, Row
 
 log = structlog.get_logger("pbxbridge.delivery")
 
+MAX_RESPONSE_BYTES = 64 * 1024
 CONNECT_TIMEOUT_SECONDS = 2.0  # never more than the total timeout
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 # Bounded values of the errors' ``reason`` label.
@@ -289,7 +290,9 @@ class Delivery:
                 headers=headers(self.settings, row, int(now)),
                 allow_redirects=False,
             ) as resp:
-                await resp.read()
+                # The status is the answer; of the body at most 64 KiB is read (a backend
+                # answering with 200 MiB must not grow pbxbridge's memory).
+                await resp.content.read(MAX_RESPONSE_BYTES)
                 verdict = classify(resp.status, resp.headers.get("Retry-After"), self._clock())
                 return verdict, resp.status
         except (aiohttp.ClientSSLError, ssl.SSLError):

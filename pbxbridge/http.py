@@ -32,6 +32,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pbxbridge.ami import AmiState
+from pbxbridge.http_limits import ConnectionStats, limited
 
 log = structlog.get_logger("pbxbridge.http")
 
@@ -134,42 +135,76 @@ def _checked(check: Callable[[], Component]) -> Component:
         return Component(False, f"check failed: {type(exc).__name__}")
 
 
+# Bounds on every listener (http_limits): Prometheus, a few readers and the call
+# takers' phones need a handful of connections, never hundreds.
+MAX_CONNECTIONS = 64
+HEADER_SECONDS = 5.0
+
+
 @contextlib.asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[tuple[str, int]]:
+async def serving(
+    app: web.Application, host: str, port: int, stats: ConnectionStats | None = None
+) -> AsyncIterator[tuple[str, int]]:
     """Serve ``app`` on host:port (0: any free port) until the block exits; yields the
     bound address."""
-    # No access log: it would log every Prometheus scrape.
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
+    async with _serving(app, stats, host=host, port=port) as server:
+        bound = server.sockets[0].getsockname()
         address = (str(bound[0]), int(bound[1]))
         log.info("http_listening", host=address[0], port=address[1])
         yield address
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
-async def serving_unix(app: web.Application, path: str, group: str) -> AsyncIterator[str]:
+async def serving_unix(
+    app: web.Application, path: str, group: str, stats: ConnectionStats | None = None
+) -> AsyncIterator[str]:
     """Serve ``app`` on a unix socket at ``path``, mode 0660 and owned by ``group``, so
     only that group's processes (Asterisk's AGI scripts) and root may connect; a web
     page or another local user cannot. Raises OSError or KeyError (no such group)."""
     _clear_socket(path, make_parent=True)
     gid = grp.getgrnam(group).gr_gid
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     try:
-        await web.UnixSite(runner, path).start()
-        os.chown(path, -1, gid)
-        os.chmod(path, 0o660)
-        log.info("api_socket_listening", path=path, group=group)
-        yield path
+        async with _serving(app, stats, path=path):
+            os.chown(path, -1, gid)
+            os.chmod(path, 0o660)
+            log.info("api_socket_listening", path=path, group=group)
+            yield path
+    finally:
+        _clear_socket(path)
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    app: web.Application,
+    stats: ConnectionStats | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    path: str | None = None,
+) -> AsyncIterator[asyncio.Server]:
+    # No access log: it would log every Prometheus scrape.
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=HEADER_SECONDS)
+    await runner.setup()
+    assert runner.server is not None
+    factory = limited(
+        runner.server,
+        stats if stats is not None else ConnectionStats(),
+        max_connections=MAX_CONNECTIONS,
+        header_seconds=HEADER_SECONDS,
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        if path is not None:
+            server = await loop.create_unix_server(factory, path)
+        else:
+            assert port is not None
+            server = await loop.create_server(factory, host, port, reuse_address=True)
+        try:
+            yield server
+        finally:
+            server.close()
     finally:
         await runner.cleanup()
-        _clear_socket(path)
 
 
 def _clear_socket(path: str, *, make_parent: bool = False) -> None:

@@ -31,6 +31,7 @@ from pbxbridge.collectors import (
     AmiSession,
     DeliveryHealth,
     EventLag,
+    Listeners,
     LiveCalls,
     PendingCallbacks,
     PipelineHealth,
@@ -38,6 +39,7 @@ from pbxbridge.collectors import (
     Stores,
 )
 from pbxbridge.delivery import DeliveryStats
+from pbxbridge.http_limits import ConnectionStats
 from pbxbridge.pipeline import Effect, PipelineStats
 from pbxbridge.store_policy import StoreHealth
 
@@ -298,6 +300,9 @@ class Metrics:
 
     def watch_delivery(self, stats: Callable[[], DeliveryStats]) -> None:
         self.registry.register(DeliveryHealth(stats))
+
+    def watch_listeners(self, listeners: Iterable[tuple[str, ConnectionStats]]) -> None:
+        self.registry.register(Listeners(listeners))
 
     def watch_stores(self, stores: Iterable[tuple[str, Callable[[], StoreHealth]]]) -> None:
         self.registry.register(Stores(stores))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -145,3 +147,33 @@ def test_only_the_asterisk_group_can_open_the_local_socket(
     )
     assert status == 204  # nobody owed a callback: nothing to claim
     assert call(f"{base}/v1/callbacks")[0] == 401  # and TCP still needs the token
+
+
+def test_connections_that_never_send_a_request_cannot_starve_the_daemon(
+    daemon: tuple[Daemon, str, str],
+) -> None:
+    """300 connections that never finish their headers: /health still answers at once
+    (each new connection evicts the oldest silent one), the silent ones are counted, and
+    the log stays quiet."""
+    d, base, _ = daemon
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    lines_before = len(d.raw)
+    idle = []
+    try:
+        for _ in range(300):
+            conn = socket.create_connection((host, int(port)), timeout=5)
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: x")  # and never the rest
+            idle.append(conn)
+        started = time.monotonic()
+        status, _ = call(f"{base}/health")
+        answered_in = time.monotonic() - started
+        assert status == 200 and answered_in < 2.0
+        metrics = call(f"{base}/metrics")[1]
+    finally:
+        for conn in idle:
+            conn.close()
+    slow = [
+        ln for ln in metrics.splitlines() if ln.startswith("pbxbridge_http_slow_requests_total")
+    ]
+    assert slow and float(slow[0].rsplit(" ", 1)[1]) >= 300 - 64
+    assert len(d.raw) - lines_before < 20, d.raw[lines_before:]

@@ -175,6 +175,30 @@ async def test_retry_after_is_honoured(outbox: Outbox) -> None:
     assert delivery.stats().errors == {"http_429": 1}
 
 
+async def test_a_backend_answering_an_endless_body_is_read_64_kib_at_most(
+    outbox: Outbox,
+) -> None:
+    """A 200 whose body never ends counts as delivered: pbxbridge reads 64 KiB of it at
+    most, so a lying backend cannot grow its memory or hold delivery."""
+    sent = [0]
+
+    async def endless(request: web.Request, n: int) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while sent[0] < 200 * 1024 * 1024:
+                await response.write(b"x" * 65536)
+                sent[0] += 65536
+        return response
+
+    backend = Backend(endless)
+    async with serve(backend) as url, delivering(outbox, url) as delivery:
+        await outbox.put(*lifecycle(1))
+        delivery.wake()
+        await all_delivered(outbox, within=5)
+    assert sent[0] < 50 * 1024 * 1024, "the body was not read to its end"
+
+
 async def test_a_huge_retry_after_cannot_stop_delivery(outbox: Outbox) -> None:
     """One 503 with Retry-After: 999999999 delays that event by at most 60 s and the
     backend by at most the probe cap: the other calls' events go on within seconds."""
