@@ -5,18 +5,15 @@ time, so nothing on the event path sets a gauge. Declared by :mod:`pbxbridge.met
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from pbxbridge import callbacks as cb
 from pbxbridge import tracker as tr
@@ -44,39 +41,6 @@ IN_PROGRESS_STATES: dict[tr.State, str] = {
     tr.State.UNKNOWN: "unknown",
 }
 NOT_ANSWERED = frozenset(tr.UNANSWERED)
-
-
-class EventLag(Collector):
-    """``pbxbridge_ami_event_lag_seconds``: observed once per AMI event, so a plain
-    bucket count (a bisect and an increment, 0.2 µs) instead of prometheus_client's
-    Histogram (a lock and a loop over the buckets, 1 µs: 5% of a wanted event's cost in
-    the replay benchmark). Written by the pipeline task only; a scrape copies the
-    counts, so it reads a consistent histogram (at worst one event behind in the sum).
-    """
-
-    def __init__(self, buckets: Iterable[float]) -> None:
-        self._bounds = tuple(sorted(b for b in buckets if b != float("inf")))
-        self._counts = [0] * (len(self._bounds) + 1)  # the last one is +Inf
-        self._sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        if not seconds > 0.0:  # a negative lag is clock skew (and NaN no lag): 0
-            seconds = 0.0
-        self._counts[bisect_left(self._bounds, seconds)] += 1
-        self._sum += seconds
-
-    def collect(self) -> Iterator[Metric]:
-        counts, total_sum = list(self._counts), self._sum
-        cumulative, buckets = 0, []
-        for bound, n in zip((*map(floatToGoString, self._bounds), "+Inf"), counts, strict=True):
-            cumulative += n
-            buckets.append((bound, cumulative))
-        yield HistogramMetricFamily(
-            "pbxbridge_ami_event_lag_seconds",
-            "Receive time minus the event's AMI Timestamp (negative values count as 0).",
-            buckets=buckets,
-            sum_value=total_sum,
-        )
 
 
 class LiveCalls(Collector):

@@ -30,7 +30,6 @@ from pbxbridge.ami_translate import TranslationStats
 from pbxbridge.collectors import (
     AmiSession,
     DeliveryHealth,
-    EventLag,
     Listeners,
     LiveCalls,
     PendingCallbacks,
@@ -150,8 +149,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.event_lag = EventLag(LAG_BUCKETS)
-        r.register(self.event_lag)
+        self.event_lag = Histogram(
+            "pbxbridge_ami_event_lag_seconds",
+            "Receive time minus the event's AMI Timestamp (negative values count as 0).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.classified = Counter(
             "pbxbridge_calls_classified",
             "Call takers' classifications of emergency calls (a reclassification counts).",
@@ -270,7 +273,8 @@ class Metrics:
             self.talk_time.labels(service, queue).observe(rec.talk_seconds)
 
     def observe_event_lag(self, seconds: float) -> None:
-        self.event_lag.observe(seconds)
+        # A negative lag is clock skew (and NaN no lag): 0.
+        self.event_lag.observe(seconds if seconds > 0.0 else 0.0)
 
     # -- scrape-time sources --------------------------------------------------------
 
