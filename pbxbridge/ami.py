@@ -404,6 +404,8 @@ class AmiClient:
                     banner_seen.set_exception(AmiConnectionLost("connection closed by peer"))
                 return "connection closed by peer"
             self._bytes_received += len(chunk)
+            # A reply (or list item) can only come for an action sent before this read.
+            parser.replies_expected = bool(self._pending)
             messages = parser.feed(chunk)
             self._events_skipped += parser.skipped - skipped
             skipped = parser.skipped

@@ -147,10 +147,16 @@ class CallbackBook:
                     changes.append(Queued(entry))
                 case tr.CallAnswered(record=rec) if rec.caller_number:
                     # The same number called again and a call taker answered it.
-                    for pending in self.pending():
-                        if pending.number == rec.caller_number and pending.service == rec.service:
-                            closed = self._close(pending, rec.answered_at or 0.0, "recalled")
-                            changes.append(Closed(closed))
+                    # Picked by number before sorting: a busy day's list is not sorted
+                    # for every answered call.
+                    owed_here = [
+                        e
+                        for e in self._entries.values()
+                        if e.number == rec.caller_number and e.service == rec.service
+                    ]
+                    for pending in sorted(owed_here, key=lambda e: e.abandoned_at):
+                        closed = self._close(pending, rec.answered_at or 0.0, "recalled")
+                        changes.append(Closed(closed))
                 case tr.CallbackResult(at=at, call_id=call_id, status=status):
                     held = self._entries.get(call_id)
                     if held is None:

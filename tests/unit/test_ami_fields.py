@@ -529,10 +529,11 @@ def test_routing_keys_written_without_the_space_are_read_as_the_full_parse_reads
     assert (full.event, full.response, full.action_id) == routing
 
 
-def test_a_list_item_whose_actionid_lacks_the_space_is_kept() -> None:
-    """The filter keeps an unwanted event carrying "ActionID:x" (no space), as it keeps
-    "ActionID: x"."""
+def test_a_list_item_whose_actionid_lacks_the_space_is_kept_while_replies_are_expected() -> None:
+    """The filter keeps an unwanted event carrying "ActionID:x" (no space) while an
+    action awaits its reply, as it keeps "ActionID: x"."""
     parser = AmiStreamParser(expect_banner=False, wanted=frozenset({"Hangup"}))
+    parser.replies_expected = True
     got = parser.feed(b"Event: QueueMember\r\nQueue: q\r\nActionID:pbx-7\r\n\r\n")
     assert [(m.event, m.action_id) for m in got] == [("QueueMember", "pbx-7")]
 

@@ -260,15 +260,17 @@ def test_format_action_round_trip() -> None:
     assert rest == b""
 
 
-def test_an_unwanted_event_carrying_an_actionid_is_kept() -> None:
-    """An unwanted event with an ActionID may be a list item of one of our actions
-    (QueueMember): it is kept; responses and wanted events are kept too."""
+def test_without_pending_replies_an_unwanted_event_is_judged_on_its_first_line() -> None:
+    """When no action waits for a reply (the client says so), an unwanted event is
+    skipped even if it carries an ActionID: it cannot be a list item of ours. While one
+    waits, the same event is kept. Responses and wanted events are kept either way."""
     raw = (
         b"Event: QueueMember\r\nQueue: q\r\nActionID: a-2\r\n\r\n"
         b"Response: Success\r\nActionID: a-1\r\n\r\n"
-        b"Event: Newexten\r\nUniqueid: 1.1\r\n\r\n"
         b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
     )
-    parser = AmiStreamParser(expect_banner=False, wanted=WANTED)
-    assert [m.event for m in parser.feed(raw)] == ["QueueMember", None, "Hangup"]
-    assert parser.skipped == 1
+    for expecting, events in ((True, ["QueueMember", None, "Hangup"]), (False, [None, "Hangup"])):
+        parser = AmiStreamParser(expect_banner=False, wanted=WANTED)
+        parser.replies_expected = expecting
+        assert [m.event for m in parser.feed(raw)] == events
+        assert parser.skipped == 3 - len(events)
