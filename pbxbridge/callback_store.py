@@ -22,7 +22,7 @@ import structlog
 from pbxbridge import callbacks as cb
 from pbxbridge import incidents
 from pbxbridge.callbacks import Callback
-from pbxbridge.store_policy import WritePolicy
+from pbxbridge.store_policy import WritePolicy, create_private
 
 log = structlog.get_logger("pbxbridge.callbacks")
 
@@ -65,7 +65,7 @@ class CallbackStore:
             raise
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")

@@ -33,7 +33,7 @@ import structlog
 
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
-from pbxbridge.store_policy import WritePolicy
+from pbxbridge.store_policy import WritePolicy, create_private
 
 log = structlog.get_logger("pbxbridge.outbox")
 
@@ -130,7 +130,7 @@ class OutboxDB:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self.conn = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False

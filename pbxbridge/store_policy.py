@@ -10,9 +10,11 @@ recovery are logged, not every retry.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -84,3 +86,15 @@ class WritePolicy:
         if self._reason is not None:
             log.info("store_write_recovered", store=self.store, attempts=self._attempt + 1)
         self._reason, self._attempt, self._unwritten = None, 0, 0
+
+
+def create_private(path: Path) -> None:
+    """Create the database file (and its directory) readable by the service alone,
+    whatever the umask: caller numbers are in it. SQLite gives its -wal and -shm files
+    the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sqlite3
 import time
 import urllib.error
@@ -13,8 +14,11 @@ from pathlib import Path
 
 from pbxbridge import callbacks as cb
 from pbxbridge.callback_store import CallbackStore
+from pbxbridge.incidents import incident
+from pbxbridge.outbox import OutboxDB
 from tests.component.test_daemon_systemd import config
 from tests.lab.asterisk import free_port
+from tests.support.calls import record
 from tests.support.daemon import Daemon
 
 
@@ -84,3 +88,25 @@ def test_a_callback_write_that_fails_is_kept_and_retried(tmp_path: Path) -> None
         assert [(e.call_id, e.attempts) for e in reopened.load()] == [("pbx:L1", 1)]
     finally:
         reopened.close()
+
+
+def test_state_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Caller numbers live in the outbox and the callback file: 0600, WAL files too,
+    even under a umask of 0."""
+    old = os.umask(0)
+    try:
+        db = OutboxDB(tmp_path / "state" / "outbox.sqlite3")
+        db.insert([incident(record(1), "call.offered", 1.0)], 1.0)
+        store = CallbackStore(tmp_path / "state" / "callbacks.sqlite3")
+        store.save([cb.Callback("pbx:L1", "112", "0812000111", 10.0, "abandoned")]).result()
+    finally:
+        os.umask(old)
+    try:
+        files = sorted(p.name for p in (tmp_path / "state").iterdir())
+        assert "outbox.sqlite3-wal" in files and "callbacks.sqlite3-wal" in files
+        for name in files:
+            mode = (tmp_path / "state" / name).stat().st_mode & 0o777
+            assert mode == 0o600, (name, oct(mode))
+    finally:
+        db.close()
+        store.close()
