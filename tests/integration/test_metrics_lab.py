@@ -162,7 +162,7 @@ async def test_ready_follows_asterisk_stopping_and_returning(lab: Lab, tmp_path:
         assert total(found, "pbxbridge_ami_up") == 0
         await asyncio.to_thread(lab.start)
         came_back, body = await wait_ready(base, 200, within=45)
-        assert body["components"]["ami"] == {"ok": True, "state": "logged in"}
+        assert body["components"]["ami"] == {"ok": True, "state": "logged in", "degraded": False}
         _, found = await scrape(base)
         assert total(found, "pbxbridge_ami_up") == 1
         assert total(found, "pbxbridge_ami_reconnects_total") >= 1
