@@ -27,7 +27,9 @@ class State(enum.Enum):
 UNANSWERED = (State.ARRIVING, State.WAITING, State.RINGING, State.LEFT_QUEUE, State.UNKNOWN)
 LIVE = (*UNANSWERED, State.TALKING)
 # What a snapshot can see a call doing (see Tracker._seen).
-SEEN = (State.ARRIVING, State.WAITING, State.RINGING, State.TALKING, State.LEFT_QUEUE)
+# What a snapshot can tell of an unanswered call (see seen_now): UNKNOWN when it shows
+# something that has no safe reading (a caller bridged outside Queue()).
+SEEN = (State.WAITING, State.RINGING, State.TALKING, State.UNKNOWN)
 
 # (state, what happened) -> next state. Every state change of an emergency call.
 TRANSITIONS: Mapping[tuple[State, str], State] = {
@@ -108,15 +110,18 @@ class CallState:
 class Sighting:
     """What a snapshot shows a live call doing now."""
 
-    state: State  # one of SEEN
+    state: State | None  # one of SEEN; None: nothing definite (keep what is known)
     in_queue: tuple[ev.LiveChannel, ...]  # the caller's channels in Queue()
     ringing: frozenset[str]  # Uniqueids of the call takers' phones being dialled
 
 
 def seen_now(call: CallState, channels: Sequence[ev.LiveChannel]) -> Sighting:
     """Read a call's live channels (CoreShowChannels): bridged in Queue() -> talking; in
-    Queue() with a call taker's phone dialled -> ringing; in Queue() -> waiting;
-    elsewhere -> arriving, or left_queue once it had joined a queue."""
+    Queue() with a call taker's phone dialled -> ringing; in Queue() -> waiting. Outside
+    Queue() a snapshot cannot tell a greeting from the goodbye after a queue timeout,
+    nor a call taker's transfer from any other bridge: None when the caller is not
+    bridged (what is known stands), UNKNOWN when it is (never abandoned, never
+    unanswered from a guess)."""
     in_queue = tuple(ch for ch in channels if ch.queue is not None)
     # The caller's side: its first channel, the channel in Queue(), and the other halves
     # of those that are Local channels. Any other channel of the call is one app_queue
@@ -126,11 +131,13 @@ def seen_now(call: CallState, channels: Sequence[ev.LiveChannel]) -> Sighting:
     ringing = frozenset(
         ch.ref.uniqueid for ch in channels if ch.pair not in caller and not ch.bridged
     )
-    queued = call.record is not None and call.record.queued_at is not None
+    state: State | None
     if any(ch.bridged for ch in in_queue):
         state = State.TALKING
     elif in_queue:
         state = State.RINGING if ringing else State.WAITING
+    elif any(ch.bridged for ch in channels if ch.pair in caller):
+        state = State.UNKNOWN
     else:
-        state = State.LEFT_QUEUE if queued else State.ARRIVING
+        state = None
     return Sighting(state, in_queue, ringing if state is State.RINGING else frozenset())

@@ -248,7 +248,10 @@ class Tracker(CallTakerHooks):
             return []
         call.channels.discard(e.ref.uniqueid)
         if call.record is not None and e.ref.uniqueid in call.caller_side:
-            state = call.hangup_requested or call.state
+            # Answered stays answered, whatever state a hang-up request caught earlier.
+            state = (
+                call.state if call.state is State.TALKING else (call.hangup_requested or call.state)
+            )
             if self._pbx_stopping and state is not State.TALKING:
                 return self._end(call, e.at, ("interrupted", None))
             return self._end(call, e.at, END_OF_CALL[state])
@@ -293,6 +296,7 @@ class Tracker(CallTakerHooks):
         for call in self._calls.values():
             if call.record is not None and call.state in UNANSWERED:
                 call.ringing.clear()
+                call.hangup_requested = None  # what it was asked is unknown after the gap
                 effects += self._move(call, "session_lost")
         unknown = sum(1 for c in self._calls.values() if c.state is State.UNKNOWN)
         return [*effects, SessionChanged(e.at, False, e.reason, unknown)]
@@ -394,10 +398,12 @@ class Tracker(CallTakerHooks):
         seen, in_queue = now.state, now.in_queue
         rec = call.record
         assert rec is not None
-        if call.state is State.TALKING and seen is not State.TALKING:
-            return []  # answered, then transferred or put on hold: still answered
         call.channels = {ch.ref.uniqueid for ch in channels}
         call.caller_side |= {ch.ref.uniqueid for ch in in_queue}
+        # The caller's channel is alive: a hang-up request seen earlier did not end it.
+        call.hangup_requested = None
+        if seen is None or (call.state is State.TALKING and seen is not State.TALKING):
+            return []  # nothing definite; or answered, then transferred: still answered
         call.ringing = set(now.ringing)
         effects = self._move(call, f"seen_{seen.value}")
         if seen is State.TALKING and rec.answered_at is None:

@@ -377,3 +377,29 @@ def test_the_other_half_of_the_callers_local_channel_is_not_a_ringing_phone() ->
     )
     run([ev.Snapshot(110, waiting)], t)
     assert [s for _, s in t.active()] == [tr.State.WAITING]
+
+
+def test_a_caller_bridged_outside_the_queue_after_a_gap_is_never_abandoned() -> None:
+    """Answered and blind-transferred to an agency while pbxbridge was down (restart) or
+    blind (AMI gap): the caller is bridged outside Queue(). No snapshot reading makes
+    that abandoned or unanswered: the state stays unknown and the end is interrupted."""
+    trunk = ev.LiveChannel(ref(CALLER), 110, "Dial", "PJSIP/fire", True)
+    agency = ev.LiveChannel(ref("F1"), 20, "AppDial", "(Outgoing Line)", True)
+    restarted_call = restarted(restored())
+    run([ev.Snapshot(200, (trunk, agency))], restarted_call)
+    [rec] = ended(run([ev.ChannelHungUp(300, ref(CALLER), "16")], restarted_call))
+    assert (rec.outcome, rec.abandon_stage) == ("interrupted", None)
+    t = tr.Tracker(S)
+    run([*arrive(CALLER), ev.AmiDisconnected(102, "x"), ev.Snapshot(200, (trunk, agency))], t)
+    [rec] = ended(run([ev.ChannelHungUp(300, ref(CALLER), "16")], t))
+    assert (rec.outcome, rec.abandon_stage) == ("interrupted", None)
+
+
+def test_a_hangup_request_before_a_gap_does_not_outlive_it() -> None:
+    """A SoftHangupRequest that did not end the caller (a redirect) is forgotten once
+    the snapshot shows the caller alive; the call answered during the gap ends answered."""
+    t = tr.Tracker(S)
+    run([*arrive(CALLER), ev.HangupRequested(102, ref(CALLER), cause=1)], t)
+    run([ev.AmiDisconnected(103, "x"), ev.Snapshot(200, present(bridged=True))], t)
+    [rec] = ended(run([ev.ChannelHungUp(300, ref(CALLER), "16")], t))
+    assert (rec.outcome, rec.answered_at) == ("answered", 200)
