@@ -97,9 +97,11 @@ class CallbackStore:
         for row in rows:
             self._unwritten.pop(row[0], None)
             self._unwritten[row[0]] = row
-        if not self._unwritten:
-            return
+        if not self._unwritten or (rows and self._retry is not None):
+            return  # nothing to write, or a retry is pending: it writes these too
         try:
+            if self._db.in_transaction:  # a failed COMMIT may leave it open
+                self._db.execute("ROLLBACK")
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
@@ -108,16 +110,21 @@ class CallbackStore:
                 )
         except sqlite3.Error as exc:
             delay = self.policy.failed(exc, len(self._unwritten))
-            self._retry = threading.Timer(delay or 0.0, self._retry_now)
+            self._retry = threading.Timer(delay or 0.0, self._retry_now)  # the only one
             self._retry.daemon = True
             self._retry.start()
             return
         self._unwritten.clear()
+        self._retry = None
         self.policy.succeeded()
 
     def _retry_now(self) -> None:
         with contextlib.suppress(RuntimeError):  # closed meanwhile
-            self._pool.submit(self._write, [])
+            self._pool.submit(self._retried)
+
+    def _retried(self) -> None:
+        self._retry = None
+        self._write([])
 
     def close(self) -> None:
         if self._retry is not None:

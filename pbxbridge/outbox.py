@@ -156,13 +156,19 @@ class OutboxDB:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
+        if self.conn.in_transaction:
+            # A failed COMMIT (disk full, I/O error, busy) may leave its transaction
+            # open (SQLite: "may or may not" roll back): end it, or nothing is ever
+            # written again.
+            self.conn.execute("ROLLBACK")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # -- writes -------------------------------------------------------------------------
 
@@ -422,10 +428,12 @@ class Outbox:
     def _drain(self) -> None:
         """Writer thread: commit every waiting write in one transaction. A failed commit
         is kept, in order, and retried (store_policy); nothing newer overtakes it."""
+        # _drain_scheduled stays set until this drain is done: a write submitted
+        # meanwhile waits for it (or for its retry), never overtakes it.
         with self._lock:
             batch, self._unwritten, self._inbox = [*self._unwritten, *self._inbox], [], []
-            self._drain_scheduled = False
         if not batch or self._db is None:
+            self._drain_done()
             return
         error: BaseException | None = None
         try:
@@ -434,8 +442,7 @@ class Outbox:
             delay = self.policy.failed(exc, sum(len(items) for items, _, _ in batch))
             if delay is not None:
                 with self._lock:
-                    self._unwritten = batch
-                    self._drain_scheduled = True  # newer writes wait for the retry
+                    self._unwritten = batch  # newer writes wait behind it
                 self._call_in_loop(self._retry_in, delay)
                 return
             kept = sum(len(items) for items, _, _ in batch)
@@ -444,6 +451,15 @@ class Outbox:
         else:
             self.policy.succeeded()
         self._call_in_loop(_settle, [f for _, _, f in batch], added, error)
+        self._drain_done()
+
+    def _drain_done(self) -> None:
+        """Writer thread: what was submitted during the drain goes next."""
+        with self._lock:
+            more = bool(self._inbox)
+            self._drain_scheduled = more
+        if more:
+            self._executor.submit(self._drain)
 
     def _call_in_loop(self, fn: Callable[..., object], *args: object) -> None:
         assert self._loop is not None
@@ -451,7 +467,8 @@ class Outbox:
             self._loop.call_soon_threadsafe(fn, *args)
 
     def _retry_in(self, delay: float) -> None:
-        """Loop thread: schedule the retry of the unwritten commit."""
+        """Loop thread: schedule the retry of the unwritten commit (there is one at most:
+        no drain runs while it waits)."""
         assert self._loop is not None
         self._retry = self._loop.call_later(delay, self._retry_now)
 

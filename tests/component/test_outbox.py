@@ -249,3 +249,33 @@ def test_cli_lists_and_retries_parked_events(
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["STATE", "ATTEMPTS", "CREATED", "EVENT_ID"]
     assert len(table) == 4 and all(line.startswith("pending") for line in table[1:])
+
+
+class _CommitFailsOnce:
+    """The real connection, whose first COMMIT fails as SQLITE_FULL may: the transaction
+    is left open."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn, self._fail = conn, True
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self._fail:
+            self._fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+async def test_a_commit_that_fails_and_leaves_its_transaction_open_is_retried(
+    tmp_path: Path,
+) -> None:
+    """A failed COMMIT that SQLite leaves open is rolled back before the retry, so the
+    events are written once the disk works (before, every retry failed with "cannot
+    start a transaction within a transaction" until the daemon gave up)."""
+    async with Outbox(tmp_path / "o.sqlite3") as outbox:
+        outbox.db.conn = _CommitFailsOnce(outbox.db.conn)  # type: ignore[assignment]
+        added = await asyncio.wait_for(outbox.submit(lifecycle(1)[:1]), 5)
+        assert added == 1
+        assert outbox.policy.health.writable and outbox.policy.health.failures == 1
