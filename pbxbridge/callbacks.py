@@ -24,7 +24,8 @@ from pbxbridge import tracker as tr
 
 CLAIM_SECONDS = 120.0
 # A phone may claim this often (a call taker presses the feature code a few times a
-# minute at most); more is refused and counted, so no process can drain the list.
+# minute at most); more is refused and counted: a stuck or looping script on one phone
+# cannot drain the list. Who may name a phone at all is the socket's group (README).
 CLAIMS_PER_MINUTE = 6
 OWED = ("abandoned", "unanswered", "interrupted")
 RESULTS = ("answered", "recalled", "no_answer", "busy", "failed")
@@ -183,9 +184,13 @@ class CallbackBook:
         if len(recent) >= CLAIMS_PER_MINUTE:
             self._claims[who] = recent
             return ClaimRefused(who, now, "limited")
+        self._claims.pop(who, None)  # re-inserted last: the dict runs oldest claim first
         self._claims[who] = [*recent, now]
-        if len(self._claims) > MAX_CLAIMANTS:  # stale phones, oldest first
-            del self._claims[next(iter(self._claims))]
+        while len(self._claims) > MAX_CLAIMANTS:  # phones quiet for a minute go first
+            oldest, times = next(iter(self._claims.items()))
+            if times[-1] > now - 60.0:
+                break
+            del self._claims[oldest]
         pending = self.pending()
         for entry in pending:
             if entry.claimed_by == who and entry.claimed_until and entry.claimed_until > now:
