@@ -26,6 +26,7 @@ from pbxbridge.pipeline import Claim, Item
 
 MAX_CLAIMANT = 160
 BODY_SECONDS = 2.0  # a claim's body must arrive within this
+DECISION_SECONDS = 1.0  # the AGI script gives up at 1 s too
 
 
 def listing(book: cb.CallbackBook) -> web.RouteDef:
@@ -54,7 +55,12 @@ def claiming(
         # The lease and the rate limit belong to the phone the claimant names (the AGI
         # script names the call taker's phone: agi.phone_of).
         submit(Claim(who, clock(), reply))
-        match await reply:
+        try:
+            async with asyncio.timeout(DECISION_SECONDS):
+                answer = await reply
+        except TimeoutError:  # the pipeline is stopping, or far behind
+            return _error(503, "the claim could not be decided in time")
+        match answer:
             case cb.Claimed(entry=entry):
                 return web.json_response(callback_json(entry))
             case cb.ClaimRefused(reason="limited"):

@@ -86,13 +86,16 @@ class Pipeline:
             self.stats.handler_errors += 1
             log.exception("pipeline_handler_error", item=type(item).__name__)
             effects = []
-        if effects:  # most events change state without an outward effect
-            self.apply(effects)
-        if type(item) is Claim and not item.reply.done():
-            answer = [e for e in effects if isinstance(e, cb.Claimed | cb.ClaimRefused)]
-            item.reply.set_result(
-                answer[0] if answer else cb.ClaimRefused(item.who, item.at, "error")
-            )
+        try:
+            if effects:  # most events change state without an outward effect
+                self.apply(effects)
+        finally:
+            # Whatever happened, the call taker's claim gets its answer.
+            if type(item) is Claim and not item.reply.done():
+                answer = [e for e in effects if isinstance(e, cb.Claimed | cb.ClaimRefused)]
+                item.reply.set_result(
+                    answer[0] if answer else cb.ClaimRefused(item.who, item.at, "error")
+                )
         return effects
 
     def decide(self, item: Item) -> list[Effect]:
