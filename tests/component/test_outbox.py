@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,19 +179,13 @@ async def test_a_failed_commit_waits_and_is_retried_until_it_succeeds(tmp_path: 
     async with Outbox(path) as outbox:
         sink = OutboxSink(outbox)
         task = asyncio.create_task(sink.run())
-        await outbox._run(outbox.db.conn.execute, "PRAGMA busy_timeout = 50")
-        blocker = sqlite3.connect(path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        async with _locked_by_another_process(outbox, path):
             sink.apply([tr.CallOffered(record(1))])
             sink.apply([tr.CallOffered(record(2))])
             await _until(lambda: outbox.policy.health.failures >= 2)
             health = outbox.policy.health
             assert not health.writable and "locked" in (health.reason or "")
             assert health.unwritten >= 1
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
         await asyncio.wait_for(sink.flush(), 10)
         assert outbox.policy.health.writable and outbox.policy.health.unwritten == 0
         assert not task.done()
@@ -208,17 +203,24 @@ async def test_past_the_memory_bound_the_sink_stops_the_daemon_and_says_how_many
     async with Outbox(path, max_unwritten=1) as outbox:
         sink = OutboxSink(outbox)
         task = asyncio.create_task(sink.run())
-        await outbox._run(outbox.db.conn.execute, "PRAGMA busy_timeout = 50")
-        blocker = sqlite3.connect(path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
+        async with _locked_by_another_process(outbox, path):
             sink.apply([tr.CallOffered(record(1)), tr.CallOffered(record(2))])
             with pytest.raises(OutboxError, match="2 events could not be kept"):
                 async with asyncio.timeout(5):
                     await task
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
+
+
+@contextlib.asynccontextmanager
+async def _locked_by_another_process(outbox: Outbox, path: Path) -> AsyncIterator[None]:
+    """Another process holds the write lock past the outbox's (shortened) busy timeout."""
+    await outbox._run(outbox.db.conn.execute, "PRAGMA busy_timeout = 50")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
