@@ -8,16 +8,15 @@ a ``*_file`` key or an environment variable, and never appear in an error messag
 
 from __future__ import annotations
 
-import math
 import os
 import ssl
 import tomllib
-import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pbxbridge import config_checks as checks
 from pbxbridge import dialplan_vars as dv
 from pbxbridge.ami_items import AmiSettings
 from pbxbridge.ami_translate import WANTED_EVENTS
@@ -136,136 +135,43 @@ class Config:
     api: ApiConfig = ApiConfig()
 
 
-Check = Callable[[Any], str | None]  # returns a problem description or None
-
-
-def _str(v: Any) -> str | None:
-    return None if isinstance(v, str) else "expected a string"
-
-
-def _nonempty(v: Any) -> str | None:
-    return _str(v) or (None if v.strip() else "must not be empty")
-
-
-def _port(v: Any) -> str | None:
-    if not isinstance(v, int) or isinstance(v, bool):
-        return "expected an integer"
-    return None if 0 < v < 65536 else "expected a port number 1-65535"
-
-
-def _between(high: float, unit: str) -> Check:
-    """A finite number in (0, high]: inf, nan and absurd values are errors, so a typo can
-    never disable a timeout or a limit."""
-
-    def check(v: Any) -> str | None:
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            return "expected a number"
-        if not math.isfinite(v):
-            return "expected a finite number"
-        if v <= 0:
-            return "must be greater than 0"
-        return None if v <= high else f"must be at most {high:g} {unit}"
-
-    return check
-
-
-def _bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "expected true or false"
-
-
-def _str_list(v: Any) -> str | None:
-    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        return "expected a list of non-empty strings"
-    return None
-
-
-def _token(v: Any) -> str | None:
-    # The service name becomes a metric label and travels in a UserEvent.
-    if _nonempty(v):
-        return _nonempty(v)
-    ok = all(c.isascii() and (c.isalnum() or c in "_-") for c in v)
-    return None if ok else "only letters, digits, '_' and '-' are allowed"
-
-
-def _token_list(v: Any) -> str | None:
-    if not isinstance(v, list) or not v:
-        return "expected a non-empty list of names"
-    bad = [x for x in v if not isinstance(x, str) or _token(x)]
-    return f"{len(bad)} entries are not names of letters, digits, '_' or '-'" if bad else None
-
-
-def _agency_map(v: Any) -> str | None:
-    if not isinstance(v, dict):
-        return 'expected a table of number = "agency", e.g. {"110" = "police"}'
-    for number, agency in v.items():
-        if not number.isdigit():
-            return f"{number!r}: expected a dialled number (digits)"
-        if not isinstance(agency, str) or _token(agency):
-            return f"{number}: expected an agency name of letters, digits, '_' or '-'"
-    return None
-
-
-def _listen(v: Any) -> str | None:
-    if _nonempty(v):
-        return _nonempty(v)
-    host, sep, port = v.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return 'expected "host:port", e.g. "127.0.0.1:9112"'
-    return None
-
-
-def _url(v: Any) -> str | None:
-    # The value is not echoed: a URL may carry credentials.
-    if _nonempty(v):
-        return _nonempty(v)
-    parts = urllib.parse.urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "expected an http:// or https:// URL"
-    return None
-
-
-def _level(v: Any) -> str | None:
-    levels = ("debug", "info", "warning", "error")
-    return _str(v) or (None if v in levels else f"expected one of {', '.join(levels)}")
-
-
 # section -> key -> check. The single list of what a config file may contain.
-SCHEMA: Mapping[str, Mapping[str, Check]] = {
-    "pbx": {"name": _token},
+SCHEMA: Mapping[str, Mapping[str, checks.Check]] = {
+    "pbx": {"name": checks.token},
     "ami": {
-        "host": _nonempty,
-        "port": _port,
-        "username": _nonempty,
-        "secret": _nonempty,
-        "secret_file": _nonempty,
-        "ping_interval_seconds": _between(300, "seconds"),
-        "ping_timeout_seconds": _between(300, "seconds"),
+        "host": checks.nonempty,
+        "port": checks.port,
+        "username": checks.nonempty,
+        "secret": checks.nonempty,
+        "secret_file": checks.nonempty,
+        "ping_interval_seconds": checks.between(300, "seconds"),
+        "ping_timeout_seconds": checks.between(300, "seconds"),
     },
     "emergency": {
-        "queues": _str_list,
-        "service": _token,
-        "max_call_seconds": _between(7 * 86400, "seconds"),
-        "categories": _token_list,
-        "agencies": _agency_map,
+        "queues": checks.string_list,
+        "service": checks.token,
+        "max_call_seconds": checks.between(7 * 86400, "seconds"),
+        "categories": checks.token_list,
+        "agencies": checks.agency_map,
     },
-    "metrics": {"listen": _listen},
-    "log": {"level": _level, "show_caller_numbers": _bool},
+    "metrics": {"listen": checks.listen},
+    "log": {"level": checks.level, "show_caller_numbers": checks.boolean},
     "backend": {
-        "url": _url,
-        "token": _nonempty,
-        "token_file": _nonempty,
-        "signing_secret": _nonempty,
-        "signing_secret_file": _nonempty,
-        "ca_file": _nonempty,
-        "timeout_seconds": _between(300, "seconds"),
+        "url": checks.url,
+        "token": checks.nonempty,
+        "token_file": checks.nonempty,
+        "signing_secret": checks.nonempty,
+        "signing_secret_file": checks.nonempty,
+        "ca_file": checks.nonempty,
+        "timeout_seconds": checks.between(300, "seconds"),
     },
-    "outbox": {"path": _nonempty, "retention_hours": _between(24 * 3650, "hours")},
+    "outbox": {"path": checks.nonempty, "retention_hours": checks.between(24 * 3650, "hours")},
     "api": {
-        "socket": _nonempty,
-        "socket_group": _nonempty,
-        "token": _nonempty,
-        "token_file": _nonempty,
-        "allowed_hosts": _str_list,
+        "socket": checks.nonempty,
+        "socket_group": checks.nonempty,
+        "token": checks.nonempty,
+        "token_file": checks.nonempty,
+        "allowed_hosts": checks.string_list,
     },
 }
 
