@@ -46,6 +46,9 @@ Item = ev.Event | Tick | Claim
 Effect = tr.Effect | cb.Change
 
 
+_NOT_FOR_THE_TRACKER = (Tick, Claim, ev.MemberStatus, ev.MembersListed)
+
+
 class EffectSink(Protocol):
     """Anything that wants the effects (the outbox, the callback store, metrics)."""
 
@@ -101,20 +104,25 @@ class Pipeline:
     def decide(self, item: Item) -> list[Effect]:
         """What ``item`` changes, as effects. Pure but for the state this task owns."""
         decided: list[tr.Effect]
-        match item:
-            case Tick(at=at):
-                decided = self.tracker.expire(at)
-            case Claim(who=who, at=at):
-                return [self.book.claim(who, at)]
-            case ev.MemberStatus():
-                self.members.update(item)
-                return []
-            case ev.MembersListed(members=members):
-                # The full member list after a login replaces whatever the gap hid.
-                self.members.resync(members)
-                return []
-            case _:
-                decided = self.tracker.handle(item)
+        # Nearly every item is an AMI event for the tracker: one isinstance over a
+        # tuple, not a class pattern per kind of item (5-8% of the replay benchmark).
+        if not isinstance(item, _NOT_FOR_THE_TRACKER):
+            decided = self.tracker.handle(item)
+        else:
+            match item:
+                case Tick(at=at):
+                    decided = self.tracker.expire(at)
+                case Claim(who=who, at=at):
+                    return [self.book.claim(who, at)]
+                case ev.MemberStatus():
+                    self.members.update(item)
+                    return []
+                case ev.MembersListed(members=members):
+                    # The full member list after a login replaces whatever the gap hid.
+                    self.members.resync(members)
+                    return []
+                case _:
+                    return []
         if not decided:
             return []
         return [*decided, *self.book.apply(decided)]

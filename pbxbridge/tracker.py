@@ -22,7 +22,6 @@ never undone.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -34,10 +33,8 @@ from pbxbridge.call_states import (
     SEEN,
     TRANSITIONS,
     UNANSWERED,
-    CallState,
     State,
     TrackerSettings,
-    seen_now,
 )
 from pbxbridge.records import (
     ABANDON_STAGES,
@@ -55,6 +52,7 @@ from pbxbridge.records import (
     SessionChanged,
 )
 from pbxbridge.tracker_hooks import CallTakerHooks
+from pbxbridge.tracker_resync import Resync
 
 # The record and the effects live in records.py, the state machine in call_states.py;
 # users of the tracker find them here too.
@@ -84,45 +82,10 @@ __all__ = [
 ]
 
 
-class Tracker(CallTakerHooks):
-    def __init__(self, settings: TrackerSettings) -> None:
-        self.settings = settings
-        self._calls: dict[str, CallState] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
-        self._last_by_device: OrderedDict[str, CallRecord] = OrderedDict()
-        # Set by a shutdown hang-up (or the Shutdown event) until the next login's
-        # snapshot: hang-ups in between are the PBX's, so unanswered calls end
-        # interrupted, not abandoned.
-        self._pbx_stopping = False
+class Tracker(CallTakerHooks, Resync):
+    """One call = one caller Linkedid; see the module docstring."""
 
     # -- queries (read by metrics and the HTTP API at scrape time) ---------------------
-
-    def active(self) -> list[tuple[CallRecord, State]]:
-        """Emergency calls in progress with their state."""
-        return [(c.record, c.state) for c in self._calls.values() if c.record is not None]
-
-    def open_call_count(self) -> int:
-        return len(self._calls)
-
-    def restore(self, records: Iterable[CallRecord]) -> None:
-        """Take back the calls announced before a restart (their last state, from the
-        outbox) before any event is handled. An unanswered one is UNKNOWN until the
-        first snapshot says what it is doing now, or that it is gone (interrupted)."""
-        for record in records:
-            known = self._calls.get(record.linkedid)
-            if record.linkedid in self._finished or (known is not None and known.record):
-                continue
-            call = CallState(
-                record.linkedid,
-                record.offered_at,
-                estimated=record.offered_at_estimated,
-                state=State.UNKNOWN,
-                record=record,
-            )
-            call.caller_side.add(record.linkedid)
-            self._calls[record.linkedid] = call
-            if record.answered_at is not None:
-                self._move(call, "agent_answered")
 
     # -- the one entry point ------------------------------------------------------------
 
@@ -259,168 +222,11 @@ class Tracker(CallTakerHooks):
             self._forget(call)
         return []
 
-    def _snapshot(self, e: ev.Snapshot) -> list[Effect]:
-        """Resynchronise after a (re)connect: AMI has no replay, so trust only this."""
-        self._pbx_stopping = False
-        live: dict[str, list[ev.LiveChannel]] = {}
-        for ch in e.channels:
-            live.setdefault(ch.ref.linkedid, []).append(ch)
-        effects: list[Effect] = []
-        closed = adopted = 0
-        for call in list(self._calls.values()):
-            channels = live.get(call.linkedid)
-            if channels is None:
-                if call.record is not None:
-                    closed += 1
-                    effects += self._end(call, e.at, ("interrupted", None))
-                else:
-                    self._forget(call)
-            elif call.record is not None:
-                effects += self._settle(call, channels, e.at)
-        for linkedid, channels in live.items():
-            if linkedid not in self._finished:
-                found = self._adopt(linkedid, channels, e.at)
-                adopted += bool(found)
-                effects += found
-        states = Counter(c.state.value for c in self._calls.values() if c.record is not None)
-        summary = Resynced(
-            e.at, sum(states.values()), closed, adopted, tuple(sorted(states.items()))
-        )
-        return [*effects, summary]
-
-    def _session_up(self, e: ev.AmiConnected) -> list[Effect]:
-        return [SessionChanged(e.at, True, e.banner)]
-
-    def _session_lost(self, e: ev.AmiDisconnected) -> list[Effect]:
-        effects: list[Effect] = []
-        for call in self._calls.values():
-            if call.record is not None and call.state in UNANSWERED:
-                call.ringing.clear()
-                call.hangup_requested = None  # what it was asked is unknown after the gap
-                effects += self._move(call, "session_lost")
-        unknown = sum(1 for c in self._calls.values() if c.state is State.UNKNOWN)
-        return [*effects, SessionChanged(e.at, False, e.reason, unknown)]
-
     def _pbx_shutdown(self, e: ev.PbxShutdown) -> list[Effect]:
         self._pbx_stopping = True
         return []
 
     # -- helpers ----------------------------------------------------------------------
-
-    def _get(self, ref: ev.ChannelRef, at: float) -> CallState | None:
-        """The call for this channel's Linkedid, created on first sight."""
-        if not ref.linkedid or ref.linkedid in self._finished:
-            return None
-        call = self._calls.get(ref.linkedid)
-        if call is None:
-            call = self._calls[ref.linkedid] = CallState(ref.linkedid, at)
-        if not call.caller_number and _known(ref.caller_number):
-            call.caller_number, call.caller_name = ref.caller_number, _known(ref.caller_name)
-        return call
-
-    def _emergency_by_id(self, linkedid: str) -> CallState | None:
-        call = self._calls.get(linkedid)
-        return call if call is not None and call.record is not None else None
-
-    def _promote(self, call: CallState, ref: ev.ChannelRef, service: str) -> list[Effect]:
-        call.caller_side.add(ref.uniqueid)
-        if call.record is not None:
-            return []
-        known_here = _known(ref.caller_number)
-        call.record = CallRecord(
-            call_id=f"{self.settings.pbx_name}:{call.linkedid}",
-            linkedid=call.linkedid,
-            service=service,
-            caller_number=known_here or call.caller_number,
-            caller_name=_known(ref.caller_name) if known_here else call.caller_name,
-            offered_at=call.first_seen,
-            offered_at_estimated=call.estimated,
-        )
-        return [CallOffered(call.record)]
-
-    def _move(self, call: CallState, what: str) -> list[Effect]:
-        nxt = TRANSITIONS.get((call.state, what))
-        if nxt is None:
-            return [Anomaly(f"unexpected_{what}", call.linkedid, call.state.value)]
-        call.state = nxt
-        return []
-
-    def _end(self, call: CallState, at: float, result: tuple[str, str | None]) -> list[Effect]:
-        rec = call.record
-        assert rec is not None
-        outcome, stage = result
-        effects = self._move(call, "ended")
-        call.record = replace(rec, ended_at=at, outcome=outcome, abandon_stage=stage)
-        self._forget(call)
-        if call.agent_device:
-            self._last_by_device[call.agent_device] = call.record
-            self._last_by_device.move_to_end(call.agent_device)
-            while len(self._last_by_device) > self.settings.remember_devices:
-                self._last_by_device.popitem(last=False)
-        return [*effects, CallEnded(call.record)]
-
-    def _forget(self, call: CallState) -> None:
-        self._calls.pop(call.linkedid, None)
-        if call.record is not None:
-            self._finished[call.linkedid] = None
-            while len(self._finished) > self.settings.remember_finished:
-                self._finished.popitem(last=False)
-
-    def _adopt(self, linkedid: str, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
-        """Take in a call that was already up when pbxbridge (re)connected."""
-        born = at - max(ch.duration for ch in channels)
-        call = self._calls.get(linkedid)
-        if call is None:
-            call = self._calls[linkedid] = CallState(linkedid, born, estimated=True)
-        elif call.record is None and born < call.first_seen - 1.0:
-            # Seen only from a later channel (e.g. a call taker's): the call is older.
-            call.first_seen, call.estimated = born, True
-        if call.record is not None:
-            return []
-        call.channels = {ch.ref.uniqueid for ch in channels}
-        call.caller_side |= {ch.ref.uniqueid for ch in channels if ch.ref.uniqueid == linkedid}
-        for ch in channels:
-            if ch.queue in self.settings.emergency_queues:
-                effects = self._promote(call, ch.ref, self.settings.default_service)
-                rec = call.record
-                assert rec is not None
-                call.record = replace(rec, queues=(ch.queue,), queue=ch.queue)
-                return [
-                    *effects,
-                    *self._settle(call, channels, at),
-                    Anomaly("call_adopted", linkedid),
-                ]
-        return []
-
-    def _settle(self, call: CallState, channels: list[ev.LiveChannel], at: float) -> list[Effect]:
-        """Set a live call's state from what a snapshot shows it doing now."""
-        now = seen_now(call, channels)
-        seen, in_queue = now.state, now.in_queue
-        rec = call.record
-        assert rec is not None
-        call.channels = {ch.ref.uniqueid for ch in channels}
-        call.caller_side |= {ch.ref.uniqueid for ch in in_queue}
-        # The caller's channel is alive: a hang-up request seen earlier did not end it.
-        call.hangup_requested = None
-        if seen is None or (call.state is State.TALKING and seen is not State.TALKING):
-            return []  # nothing definite; or answered, then transferred: still answered
-        call.ringing = set(now.ringing)
-        effects = self._move(call, f"seen_{seen.value}")
-        if seen is State.TALKING and rec.answered_at is None:
-            # Answered while pbxbridge could not see it: AMI tells no answer time, so
-            # the snapshot's time stands in, the latest moment it can have been (an
-            # answer time never better than the real one), and the record says so.
-            queue = in_queue[0].queue
-            call.record = replace(
-                rec, answered_at=at, answered_at_estimated=True, queue=queue, agent=None
-            )
-            effects.append(CallAnswered(call.record))
-        return effects
-
-
-def _known(value: str) -> str:
-    """Asterisk writes ``<unknown>`` for an absent caller id; that is not a number."""
-    return "" if value in ("<unknown>", "unknown") else value
 
 
 E = TypeVar("E")

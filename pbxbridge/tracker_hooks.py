@@ -6,23 +6,16 @@ taker's own phone, applies to that phone's last call.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 
 from pbxbridge import events as ev
-from pbxbridge.call_states import CallState, TrackerSettings
+from pbxbridge.call_states import CallState
 from pbxbridge.records import Anomaly, CallbackResult, CallRecord, CallUpdated, Effect
+from pbxbridge.tracker_base import TrackerBase
 
 
-class CallTakerHooks:
-    settings: TrackerSettings
-    # Post-call hooks find "the call taker's last call" by phone (bounded by the tracker).
-    _last_by_device: OrderedDict[str, CallRecord]
-
-    def _emergency_by_id(self, linkedid: str) -> CallState | None:
-        raise NotImplementedError  # the tracker's
-
+class CallTakerHooks(TrackerBase):
     def _emergency(self, ref: ev.ChannelRef) -> CallState | None:
         return self._emergency_by_id(ref.linkedid)
 
