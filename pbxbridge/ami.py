@@ -4,43 +4,18 @@ It only translates: bytes from Asterisk become typed events (:mod:`pbxbridge.eve
 by :class:`pbxbridge.ami_translate.Translator`) handed to ``emit`` in stream order; the
 consumer (one pipeline task, behind an unbounded queue) does everything else.
 
-Why not panoramisk (1.4, its newest release; its defects are reproduced in
-``tests/component/test_panoramisk_defects.py``), and which layer here replaces each:
-
-* Protocol layer (``AMIProtocol.data_received``):
-  (a) decodes each TCP chunk with ``errors='ignore'``, so a UTF-8 character split across
-  reads vanishes ("Müller" -> "Mller") -> the pure parser decodes complete messages only,
-  strictly, and marks (never drops) invalid bytes;
-  (f) strips each message, so a header with an empty value on the last line is lost ->
-  the parser keeps every ``Key:`` line and counts lines without a colon;
-  (b) runs user callbacks inside ``data_received``: one raising handler aborts the rest of
-  the chunk and kills the connection -> the reader only translates and emits; user code
-  runs in the consumer task and can't reach the socket.
-* Callback layer (``Manager.dispatch``):
-  (i) coroutine callbacks become unreferenced tasks that finish out of event order ->
-  one ordered queue, consumed by one task.
-* Ping layer (``Manager.ping``):
-  (c) Ping replies are never checked, so a hung PBX or half-open TCP goes unnoticed ->
-  every ping must be answered within ``ping_timeout`` or the session is dropped and
-  rebuilt (default 3 s + 5 s, under 10 s).
-* Reconnect layer (``Manager.connection_lost``):
-  (d) reconnects every 2 s forever, no backoff, no jitter -> exponential backoff with full
-  jitter (:func:`pbxbridge.backoff.full_jitter`), reset after a session stable for 30 s; after each
-  login, ``resync_actions`` re-read the live state (AMI has no replay).
-* Login layer (``Manager.login``):
-  (e) a rejected secret only flips ``authenticated`` to False, logs nothing and retries
-  every 2 s (fail2ban bait); it also sends the secret in clear -> an MD5 challenge
-  login (the secret never crosses the socket), ``ami_login_failed`` at ERROR,
-  ``login_failures`` and ``last_error`` in :attr:`AmiClient.state`, backoff as any failure.
-* Action layer (``Action.__str__``, ``Action.multi``):
-  (g) values are written unescaped, so CR/LF in a value injects a second action ->
-  :func:`~pbxbridge.ami_parser.format_action` raises ``ValueError`` before anything is sent;
-  (h) any ``... successfully queued`` reply to an action without an ``Async`` key raises
-  ``KeyError('async')`` inside ``data_received`` and kills the connection (#90, #97) ->
-  an action completes on its Response unless that says ``EventList: start``.
-* Test helper (``panoramisk.testing.Manager``):
-  (j) sets the process-wide ``panoramisk.utils.EOL`` to ``"\\n"`` -> nothing here is a
-  mutable module global.
+Why not panoramisk, layer by layer (the defects are proved in
+``tests/component/test_panoramisk_defects.py``; the README's dependency table has them):
+its protocol layer decodes each chunk with ``errors='ignore'`` (a), drops an empty last
+header (f) and runs callbacks inside ``data_received`` (b) -> the pure parser decodes
+whole messages strictly and keeps every line, and the reader only translates and emits;
+its callbacks finish out of order (i) -> one ordered queue, one consumer; its pings are
+never checked (c) -> each must be answered within ``ping_timeout``; it reconnects every
+2 s forever (d) -> full-jitter backoff, and a resync after every login; a rejected login
+is silent and the secret travels in clear (e) -> an MD5 challenge login, an ERROR line
+and state; values are written unescaped (g) and "successfully queued" replies kill the
+connection (h) -> ``format_action`` refuses CR/LF, an action completes on its Response;
+its test helper changes a process-wide line ending (j) -> no mutable module globals.
 """
 
 from __future__ import annotations
