@@ -97,7 +97,10 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             ]
         )
         tcp_connections, socket_connections = ConnectionStats(), ConnectionStats()
-        metrics.watch_listeners([("tcp", tcp_connections), ("socket", socket_connections)])
+        api_connections = ConnectionStats()
+        metrics.watch_listeners(
+            [("tcp", tcp_connections), ("socket", socket_connections), ("api", api_connections)]
+        )
         heartbeat = http.Heartbeat()
         web_app = http.build_app(
             render_metrics=metrics.render,
@@ -111,16 +114,17 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 ("api_socket", lambda: local_api),
             ],
             heartbeat=heartbeat,
-            middlewares=[
-                access.guard(
-                    token=config.api.token,
-                    hosts=access.allowed_hosts(
-                        config.metrics.host, config.metrics.port, config.api.allowed_hosts
-                    ),
-                )
-            ],
         )
-        web_app.add_routes([callback_api.listing(pipeline.book)])
+        # The read API: on the metrics listener, unless [api] listen names its own.
+        api_host, api_port = config.api.host_port or (config.metrics.host, config.metrics.port)
+        api_app = web_app if config.api.listen is None else web.Application()
+        api_app.middlewares.append(
+            access.guard(
+                token=config.api.token,
+                hosts=access.allowed_hosts(api_host, api_port, config.api.allowed_hosts),
+            )
+        )
+        api_app.add_routes([callback_api.listing(pipeline.book)])
         local_app = web.Application()
         local_app.add_routes(
             [callback_api.listing(pipeline.book), callback_api.claiming(queue.put_nowait)]
@@ -147,6 +151,10 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             await stack.enter_async_context(
                 http.serving(web_app, config.metrics.host, config.metrics.port, tcp_connections)
             )
+            if api_app is not web_app:
+                await stack.enter_async_context(
+                    http.serving(api_app, api_host, api_port, api_connections)
+                )
         except OSError as exc:
             log.error("http_listen_failed", listen=config.metrics.listen, error=str(exc))
             return 1

@@ -121,6 +121,15 @@ class ApiConfig:
     token: str = field(default="", repr=False)
     # More Host names the TCP listener answers to (a DNS name for it, "pbx1:9112").
     allowed_hosts: tuple[str, ...] = ()
+    # Serve the read API on its own address instead of [metrics] listen.
+    listen: str | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ SCHEMA: Mapping[str, Mapping[str, checks.Check]] = {
         "token": checks.nonempty,
         "token_file": checks.nonempty,
         "allowed_hosts": checks.string_list,
+        "listen": checks.listen,
     },
 }
 
@@ -235,7 +245,13 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
     outbox = _outbox(sec("outbox"), env, base)
     api = _api(sec("api"), env, base, problems)
     metrics = MetricsConfig(**sec("metrics"))
-    if not api.token and metrics.host not in LOOPBACK_HOSTS:
+    api_where = api.host_port
+    if api_where is not None and not api.token and api_where[0] not in LOOPBACK_HOSTS:
+        problems.append(
+            f"[api] listen: {api_where[0]} is not loopback: set [api] token (token_file, "
+            f"${ENV_API_TOKEN}) so that the API on it is not open"
+        )
+    if api_where is None and not api.token and metrics.host not in LOOPBACK_HOSTS:
         problems.append(
             f"[metrics] listen: {metrics.host} is not loopback: set [api] token (token_file, "
             f"${ENV_API_TOKEN}) so that the API on it is not open"

@@ -177,3 +177,36 @@ def test_connections_that_never_send_a_request_cannot_starve_the_daemon(
     ]
     assert slow and float(slow[0].rsplit(" ", 1)[1]) >= 300 - 64
     assert len(d.raw) - lines_before < 20, d.raw[lines_before:]
+
+
+def test_the_read_api_can_have_its_own_address(tmp_path: Path) -> None:
+    """With [api] listen set, caller data is served there (with the token) and not on
+    the metrics listener, which keeps /metrics for Prometheus."""
+    metrics_at, api_at = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    config = tmp_path / "pbxbridge.toml"
+    config.write_text(
+        f"""[ami]
+port = {free_port()}
+secret = "not-used"
+[metrics]
+listen = "{metrics_at}"
+[outbox]
+path = "{tmp_path / "outbox.sqlite3"}"
+[api]
+socket = "{tmp_path / "api.sock"}"
+socket_group = "root"
+token = "{TOKEN}"
+listen = "{api_at}"
+"""
+    )
+    d = Daemon(config).start()
+    try:
+        d.wait_for(lambda x: x.get("event") == "http_listening" and x["port"] == int(api_at[10:]))
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert call(f"http://{api_at}/v1/callbacks", headers=auth)[0] == 200
+        assert call(f"http://{api_at}/v1/callbacks")[0] == 401
+        assert call(f"http://{metrics_at}/v1/callbacks", headers=auth)[0] == 404
+        assert call(f"http://{metrics_at}/metrics")[0] == 200
+        assert call(f"http://{api_at}/metrics")[0] == 404
+    finally:
+        d.stop()
