@@ -78,8 +78,8 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         # Durable first: the outbox sees every effect before anything else does.
         pipeline = Pipeline(
             tracker,
-            cb.CallbackBook(store.load() if store is not None else ()),
-            [outbox_sink, metrics] if store is None else [outbox_sink, store, metrics],
+            book=cb.CallbackBook(store.load() if store is not None else ()),
+            sinks=[outbox_sink, metrics] if store is None else [outbox_sink, store, metrics],
         )
         translator = Translator(observe_lag=metrics.observe_event_lag, warn=_ami_warning)
         client = ami.AmiClient(cfg.ami_settings(config), queue.put_nowait, translator=translator)

@@ -65,6 +65,7 @@ class Pipeline:
     def __init__(
         self,
         tracker: tr.Tracker,
+        *,
         book: cb.CallbackBook | None = None,
         sinks: Sequence[EffectSink] = (),
     ) -> None:

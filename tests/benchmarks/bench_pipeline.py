@@ -292,15 +292,24 @@ def serve_main(rate: float, seconds: float, calls: int) -> None:
     srv.settimeout(30)
     conn, _ = srv.accept()
     conn.sendall(b"Asterisk Call Manager/9.0.0\r\n")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += conn.recv(4096)
-    aid = re.search(rb"ActionID: (\S+)", buf)
-    assert aid is not None
+
+    def next_action_id() -> bytes:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(4096)
+        aid = re.search(rb"ActionID: (\S+)", buf)
+        assert aid is not None
+        return aid.group(1)
+
+    # The MD5 challenge login: Challenge, then Login (any key is accepted here).
+    conn.sendall(
+        b"Response: Success\r\nActionID: %s\r\nChallenge: 123456789\r\n\r\n" % next_action_id()
+    )
+    aid = next_action_id()
     conn.sendall(
         b"Response: Success\r\nActionID: %s\r\nMessage: Authentication accepted\r\n\r\n"
         b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 5\r\nStatus: Fully Booted\r\n\r\n"
-        % aid.group(1)
+        % aid
     )
     time.sleep(0.2)  # let the client see its login
     sent, writes, max_block, slow = 0, 0, 0.0, 0
@@ -355,14 +364,12 @@ async def live_run(rate: float, seconds: float, calls: int, wanted: bool) -> dic
     kwargs: dict[str, Any] = {}
     if wanted and has_filter():
         kwargs["wanted_events"] = at.WANTED_EVENTS
-    ami_settings = settings.ami(
-        "127.0.0.1",
-        port,
-        secret="bench",
+    # No ping during the run: past what a config may say, so set after it is built.
+    ami_settings = dataclasses.replace(
+        settings.ami(
+            "127.0.0.1", port, secret="bench", resync_actions=(), backoff_base=60, **kwargs
+        ),
         ping_interval=3600,
-        resync_actions=(),
-        backoff_base=60,
-        **kwargs,
     )
     queue: asyncio.Queue[Item] = asyncio.Queue()
     pipeline, translator = new_pipeline()
@@ -677,7 +684,7 @@ async def delivery_run(calls_per_min: float, seconds: float, burst: int = 0) -> 
             delivery = Delivery(outbox, settings.delivery(url, poll_seconds=1.0))
             sink = OutboxSink(outbox, on_durable=delivery.wake)
             metrics = Metrics(service="112", queues=sorted(QUEUES), categories=(), agencies=())
-            pipeline = Pipeline(tr.Tracker(SETTINGS), [stamper, sink, metrics])
+            pipeline = Pipeline(tr.Tracker(SETTINGS), sinks=[stamper, sink, metrics])
             queue: asyncio.Queue[Item] = asyncio.Queue()
 
             async def feed() -> None:

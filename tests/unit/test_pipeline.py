@@ -45,7 +45,7 @@ def test_a_call_closed_after_a_restart_is_logged_counted_and_owed_a_callback() -
     tracker = tr.Tracker(settings.tracker())
     tracker.restore([restored("L1", "0812000111")])
     metrics, recorder = Metrics(service="112", queues=("q112",)), Recorder()
-    pipeline = Pipeline(tracker, cb.CallbackBook(), [recorder, metrics])
+    pipeline = Pipeline(tracker, book=cb.CallbackBook(), sinks=[recorder, metrics])
     with capture_logs() as logs:
         pipeline.handle(ev.Snapshot(130, ()))
     [line] = [x for x in logs if x["event"] == "call_ended"]
@@ -62,7 +62,7 @@ def test_a_stuck_call_closed_by_the_tick_takes_the_same_path() -> None:
     tracker = tr.Tracker(settings.tracker(max_call_seconds=10))
     tracker.restore([restored("L1", "0812000111")])
     recorder = Recorder()
-    Pipeline(tracker, cb.CallbackBook(), [recorder]).handle(Tick(500))
+    Pipeline(tracker, book=cb.CallbackBook(), sinks=[recorder]).handle(Tick(500))
     assert [type(e) for e in recorder.effects] == [tr.Anomaly, tr.CallEnded, cb.Queued]
 
 
@@ -73,7 +73,7 @@ async def test_a_claim_is_decided_by_the_pipeline_and_reaches_the_sinks() -> Non
     book.apply([tr.CallEnded(tr.CallRecord("pbx:L1", "L1", "112", "0812000111", "", 1.0,
                                            ended_at=5.0, outcome="abandoned"))])  # fmt: skip
     recorder = Recorder()
-    pipeline = Pipeline(tr.Tracker(settings.tracker()), book, [recorder])
+    pipeline = Pipeline(tr.Tracker(settings.tracker()), book=book, sinks=[recorder])
     loop = asyncio.get_running_loop()
     reply: asyncio.Future[cb.Claimed | cb.ClaimRefused] = loop.create_future()
     pipeline.handle(Claim("PJSIP/1001", 10.0, reply))
