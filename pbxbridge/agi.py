@@ -79,7 +79,7 @@ def phone_of(env: dict[str, str]) -> str:
     ``PJSIP/1001-0000002a`` -> ``PJSIP/1001``. A Local channel has no endpoint: its
     caller id names the phone (``Local/*112@takers/1001``), else the channel itself."""
     channel = env.get("agi_channel", "unknown").split(";", 1)[0]
-    device = channel.rsplit("-", 1)[0] if "-" in channel else channel
+    device = dv.device_of(channel)
     if not device.startswith("Local/"):
         return device
     number = env.get("agi_callerid", "")

@@ -43,3 +43,10 @@ DEFAULT_AGENCIES = {
     "118": "ambulance",
     "119": "ambulance",
 }
+
+
+def device_of(channel: str) -> str:
+    """The phone behind a channel name: ``PJSIP/1001-0000001a`` -> ``PJSIP/1001``,
+    ``Local/1001@agents-00000001;2`` -> ``Local/1001@agents``."""
+    name = channel.split(";", 1)[0]
+    return name.rsplit("-", 1)[0] if "-" in name else name

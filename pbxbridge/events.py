@@ -7,6 +7,7 @@ messages, the tracker consumes them. Times are Asterisk's own ``Timestamp:`` hea
 
 from __future__ import annotations
 
+from pbxbridge import dialplan_vars as dv
 from pbxbridge.values import value
 
 
@@ -26,11 +27,8 @@ class ChannelRef:
         return device_of(self.channel)
 
 
-def device_of(channel: str) -> str:
-    """The phone behind a channel name: ``PJSIP/1001-0000001a`` -> ``PJSIP/1001``,
-    ``Local/1001@agents-00000001;2`` -> ``Local/1001@agents``."""
-    name = channel.split(";", 1)[0]
-    return name.rsplit("-", 1)[0] if "-" in name else name
+# The phone behind a channel name; in dialplan_vars so the AGI script shares it.
+device_of = dv.device_of
 
 
 @value
