@@ -136,6 +136,8 @@ def _member_status(m: Message, v: Sequence[str], at: float) -> Event:
         m.get("MemberName") or m.get("Name", ""),
         _int(m.get("Status")),
         m.get("Paused") == "1",
+        m.get("PausedReason") or "",
+        m.event == "QueueMemberRemoved",
     )
 
 
@@ -195,6 +197,11 @@ TRANSLATORS: Mapping[str, Translation] = {
         )
     ),
     "QueueMemberStatus": _other_event(_member_status),
+    # A pause is published as QueueMemberPause only (app_queue: set_queue_member_pause),
+    # log-in and log-out as QueueMemberAdded/Removed: QueueMemberStatus alone misses them.
+    "QueueMemberAdded": _other_event(_member_status),
+    "QueueMemberPause": _other_event(_member_status),
+    "QueueMemberRemoved": _other_event(_member_status),
     "QueueMember": _other_event(_member_status),
     "FullyBooted": _other_event(_booted),
     "Shutdown": _other_event(lambda m, v, at: PbxShutdown(at, m.get("Restart") == "True")),

@@ -163,13 +163,16 @@ class CallbackDialed:
 
 @value
 class MemberStatus:
-    """QueueMemberStatus (event) or QueueMember (QueueStatus list item)."""
+    """QueueMemberStatus, QueueMemberAdded, QueueMemberPause, QueueMemberRemoved (events)
+    or QueueMember (QueueStatus list item)."""
 
     at: float
     queue: str
     member: str
     status: int  # Asterisk device state: 1 not in use, 2 in use, 5 unavailable, ...
     paused: bool
+    reason: str = ""  # PausedReason, as the call taker's phone or supervisor set it
+    removed: bool = False  # QueueMemberRemoved: logged out of the queue
 
 
 @value

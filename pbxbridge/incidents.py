@@ -10,7 +10,7 @@ the same id and is deduplicated by the outbox and by the backend.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,13 +100,19 @@ def record_from_json(call: dict[str, Any]) -> CallRecord:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
-    """One incident event, ready for the outbox: ``body`` is the exact bytes to POST."""
+    """One incident event, ready for the outbox: ``body`` is the exact bytes to POST.
+
+    ``record`` and ``call`` (the JSON text of the body's ``call`` object) are what the
+    call store keeps of it: the same call record, never a second definition.
+    """
 
     event_id: str
     call_id: str
     type: str
     occurred_at: float  # Unix seconds
     body: bytes
+    record: CallRecord | None = field(default=None, compare=False)
+    call: str = field(default="", compare=False)
 
 
 def event_id(call_id: str, type_: str, n: int | None = None) -> str:
@@ -128,15 +134,16 @@ def incident(
     if type_ not in TYPES:
         raise ValueError(f"unknown incident type {type_!r}")
     eid = event_id(rec.call_id, type_, n)
-    doc = {
-        "schema": SCHEMA,
-        "event_id": eid,
-        "type": type_,
-        "occurred_at": rfc3339(at),
-        "call": {**call_json(rec), **(extra or {})},
-    }
-    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Incident(eid, rec.call_id, type_, at, body.encode("utf-8"))
+    call = _dumps({**call_json(rec), **(extra or {})})
+    # The call object is serialised once and spliced in: the bytes are json.dumps's of
+    # the whole document, and the store keeps exactly the text the backend receives.
+    head = _dumps({"schema": SCHEMA, "event_id": eid, "type": type_, "occurred_at": rfc3339(at)})
+    body = f'{head[:-1]},"call":{call}}}'
+    return Incident(eid, rec.call_id, type_, at, body.encode("utf-8"), rec, call)
+
+
+def _dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def callback_json(e: cb.Callback) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Queue members (call takers) and what each can do right now. Pure: no I/O, no clock.
+"""Queue members (call takers) and what each is doing right now. Pure: no I/O, no clock.
 
-The board is updated by the pipeline task from QueueMemberStatus events and replaced
+The board is updated by the pipeline task from the QueueMember* events and replaced
 whole by each QueueStatus list (taken after every login: AMI has no replay, so after a
-gap only that list is trusted). The metrics read :meth:`MemberBoard.counts` at scrape
-time.
+gap only that list is trusted). Each change of a member's state is an effect
+(:class:`MemberChanged`): the call store keeps them as the call takers' sessions. The
+metrics read :meth:`MemberBoard.counts` at scrape time.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from pbxbridge import events as ev
+from pbxbridge.records import MemberChanged
 
+# What the metrics count (pbxbridge_queue_members{status=}).
 STATUSES = ("available", "in_call", "paused", "unavailable")
+# What the call store keeps: finer (ringing apart from talking) and with log-outs.
+STATES = ("available", "ringing", "in_call", "paused", "unavailable", "logged_out")
+_STATUS_OF_STATE = {"ringing": "in_call"}
 
 # Asterisk device state (enum ast_device_state) -> what the call taker can do.
 # UNKNOWN (0) counts as available because app_queue rings such members; RINGING (6)
-# counts as in_call because app_queue will not offer that member a second call.
+# is a call taker app_queue will not offer a second call.
 DEVICE_STATES: Mapping[int, str] = {
     0: "available",  # unknown
     1: "available",  # not in use
@@ -25,37 +31,61 @@ DEVICE_STATES: Mapping[int, str] = {
     3: "in_call",  # busy
     4: "unavailable",  # invalid
     5: "unavailable",  # unavailable
-    6: "in_call",  # ringing
-    7: "in_call",  # ring in use
+    6: "ringing",  # ringing
+    7: "ringing",  # ring in use
     8: "in_call",  # on hold
 }
 
 
-def member_status(device_state: int, paused: bool) -> str:
+def member_state(device_state: int, paused: bool) -> str:
     """A paused member is paused whatever its phone does; an unknown code is unavailable."""
     if paused:
         return "paused"
     return DEVICE_STATES.get(device_state, "unavailable")
 
 
+def member_status(device_state: int, paused: bool) -> str:
+    """The metrics' status: a ringing member counts as in a call."""
+    state = member_state(device_state, paused)
+    return _STATUS_OF_STATE.get(state, state)
+
+
 class MemberBoard:
     def __init__(self) -> None:
-        self._status: dict[tuple[str, str], str] = {}
+        # (queue, member) -> (state, pause reason)
+        self._state: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def update(self, event: ev.MemberStatus) -> None:
-        if event.queue and event.member:
-            self._status[(event.queue, event.member)] = member_status(event.status, event.paused)
+    def update(self, event: ev.MemberStatus) -> list[MemberChanged]:
+        if not (event.queue and event.member):
+            return []
+        key = (event.queue, event.member)
+        if event.removed:
+            if self._state.pop(key, None) is None:
+                return []
+            return [MemberChanged(event.at, event.queue, event.member, "logged_out")]
+        state = member_state(event.status, event.paused)
+        now = (state, event.reason if state == "paused" else "")
+        if self._state.get(key) == now:
+            return []
+        self._state[key] = now
+        return [MemberChanged(event.at, event.queue, event.member, *now)]
 
-    def resync(self, events: Iterable[ev.MemberStatus]) -> None:
-        """Replace everything with a full QueueStatus list (a removed member disappears)."""
-        self._status.clear()
-        for event in events:
-            self.update(event)
+    def resync(self, at: float, events: Iterable[ev.MemberStatus]) -> list[MemberChanged]:
+        """Replace everything with a full QueueStatus list taken at ``at``: a member no
+        longer listed has logged out (when, the gap hid)."""
+        before = set(self._state)
+        changes = [c for event in events for c in self.update(event)]
+        listed = {(e.queue, e.member) for e in events}
+        for queue, member in sorted(before - listed):
+            del self._state[(queue, member)]
+            changes.append(MemberChanged(at, queue, member, "logged_out"))
+        return changes
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(queue, status) -> members, every status present (0) for every known queue."""
         counts: Counter[tuple[str, str]] = Counter(
-            (queue, status) for (queue, _), status in self._status.items()
+            (queue, _STATUS_OF_STATE.get(state, state))
+            for (queue, _), (state, _) in self._state.items()
         )
-        queues = {queue for queue, _ in self._status}
+        queues = {queue for queue, _ in self._state}
         return {(q, s): counts[(q, s)] for q in sorted(queues) for s in STATUSES}

@@ -26,6 +26,7 @@ import structlog
 from pbxbridge import incidents as inc
 from pbxbridge.outbox_db import STATES, OpenCall, OutboxCounts, OutboxDB, OutboxError, Row
 from pbxbridge.store_policy import WritePolicy
+from pbxbridge.store_rows import Row as StoreRow
 
 __all__ = ["STATES", "OpenCall", "Outbox", "OutboxCounts", "OutboxDB", "OutboxError", "Row"]
 
@@ -34,7 +35,7 @@ log = structlog.get_logger("pbxbridge.outbox")
 # Events kept in memory while commits fail (disk full): about 1.5 KB each.
 MAX_UNWRITTEN = 50_000
 
-_Write = tuple[Sequence[inc.Incident], float, "asyncio.Future[int]"]
+_Write = tuple[Sequence[inc.Incident], Sequence[StoreRow], float, "asyncio.Future[int]"]
 # -- the asynchronous facade for the daemon ---------------------------------------------
 
 P = ParamSpec("P")
@@ -110,8 +111,11 @@ class Outbox:
 
     # -- writes -------------------------------------------------------------------------
 
-    def submit(self, incidents: Sequence[inc.Incident]) -> asyncio.Future[int]:
-        """Hand ``incidents`` to the writer without blocking (event loop thread only).
+    def submit(
+        self, incidents: Sequence[inc.Incident], rows: Sequence[StoreRow] = ()
+    ) -> asyncio.Future[int]:
+        """Hand ``incidents`` and the call store's ``rows`` to the writer without blocking
+        (event loop thread only).
 
         The future resolves to the number of new events once they are committed, or
         raises OutboxError if the commit failed.
@@ -119,7 +123,7 @@ class Outbox:
         assert self._loop is not None, "open() the outbox first"
         fut: asyncio.Future[int] = self._loop.create_future()
         with self._lock:
-            self._inbox.append((incidents, self._clock(), fut))
+            self._inbox.append((incidents, rows, self._clock(), fut))
             schedule = not self._drain_scheduled
             self._drain_scheduled = True
         if schedule:
@@ -148,20 +152,20 @@ class Outbox:
             return
         error: BaseException | None = None
         try:
-            added = self._db.insert_batches([(items, now) for items, now, _ in batch])
+            added = self._db.insert_batches([(items, rows, now) for items, rows, now, _ in batch])
         except sqlite3.Error as exc:
-            delay = self.policy.failed(exc, sum(len(items) for items, _, _ in batch))
+            delay = self.policy.failed(exc, sum(len(items) for items, _, _, _ in batch))
             if delay is not None:
                 with self._lock:
                     self._unwritten = batch  # newer writes wait behind it
                 self._call_in_loop(self._retry_in, delay)
                 return
-            kept = sum(len(items) for items, _, _ in batch)
+            kept = sum(len(items) for items, _, _, _ in batch)
             error = OutboxError(f"outbox: {kept} events could not be kept: {exc}")
             added = [0] * len(batch)
         else:
             self.policy.succeeded()
-        self._call_in_loop(_settle, [f for _, _, f in batch], added, error)
+        self._call_in_loop(_settle, [f for *_, f in batch], added, error)
         self._drain_done()
 
     def _drain_done(self) -> None:
@@ -195,10 +199,10 @@ class Outbox:
         with self._lock:
             batch, self._unwritten, self._inbox = [*self._unwritten, *self._inbox], [], []
         if batch:
-            lost = sum(len(items) for items, _, _ in batch)
+            lost = sum(len(items) for items, _, _, _ in batch)
             log.error("outbox_unwritten_at_exit", events=lost, error=self.policy.health.reason)
             error = OutboxError(f"outbox: {lost} events not written before exit")
-            _settle([f for _, _, f in batch], [0] * len(batch), error)
+            _settle([f for *_, f in batch], [0] * len(batch), error)
 
     async def mark_delivered(self, event_id: str) -> None:
         await self._run(self.db.mark_delivered, event_id, self._clock())
@@ -217,6 +221,23 @@ class Outbox:
 
     async def prune(self) -> int:
         return await self._run(self.db.prune, self._clock() - self.retention_seconds)
+
+    async def prune_store(self, retention_seconds: float, *, replicated_only: bool) -> int:
+        """Prune the call store in small transactions, each its own turn on the writer
+        thread: the pipeline's commits go between them."""
+        before, total = self._clock() - retention_seconds, 0
+        while n := await self._run(self.db.prune_store, before, replicated_only=replicated_only):
+            total += n
+        return total
+
+    async def unreplicated(self, limit: int) -> list[StoreRow]:
+        return await self._run(self.db.unreplicated, limit)
+
+    async def mark_replicated(self, rows: Sequence[StoreRow]) -> None:
+        await self._run(self.db.mark_replicated, rows)
+
+    async def unreplicated_count(self) -> int:
+        return await self._run(self.db.unreplicated_count)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -20,34 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbxbridge import incidents as inc
+from pbxbridge import local_schema, store_sql
 from pbxbridge import tracker as tr
+from pbxbridge.local_schema import SchemaError
 from pbxbridge.store_policy import create_private
+from pbxbridge.store_rows import AgentRow, AmiRow, CallRow
+from pbxbridge.store_rows import Row as StoreRow
 
 STATES = ("pending", "delivered", "parked")
-SCHEMA_VERSION = 1
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS events (
-    event_id        TEXT PRIMARY KEY,
-    call_id         TEXT NOT NULL,
-    type            TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    occurred_at     REAL NOT NULL,
-    body            BLOB NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'delivered', 'parked')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error      TEXT,
-    created_at      REAL NOT NULL,
-    delivered_at    REAL
-);
-CREATE INDEX IF NOT EXISTS events_call ON events (call_id, seq);
-CREATE INDEX IF NOT EXISTS events_pending
-    ON events (call_id, seq, next_attempt_at, created_at) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS events_delivered ON events (delivered_at) WHERE state = 'delivered';
-CREATE INDEX IF NOT EXISTS events_parked ON events (created_at) WHERE state = 'parked';
-"""
+SCHEMA_VERSION = local_schema.LATEST
+# Store rows pruned per transaction: a prune never holds the writer thread for long.
+PRUNE_BATCH = 2000
 
 _COLUMNS = (
     "event_id, call_id, type, seq, occurred_at, body, state, attempts, next_attempt_at, "
@@ -58,6 +41,10 @@ _COLUMNS = (
 _IS_HEAD = (
     "e.seq = (SELECT MIN(p.seq) FROM events p WHERE p.call_id = e.call_id AND p.state = 'pending')"
 )
+
+
+# The store's tables and the time their retention runs from.
+_STORE_TIMES = (("calls", "offered_at"), ("agent_events", "at"), ("ami_sessions", "at"))
 
 
 class OutboxError(Exception):
@@ -121,15 +108,12 @@ class OutboxDB:
             raise OutboxError(f"{self.path}: the filesystem does not support WAL (got {mode})")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        try:
+            local_schema.migrate(self.conn, str(self.path))
+        except (SchemaError, sqlite3.Error):
             self.conn.close()
-            raise OutboxError(f"{self.path}: written by a newer pbxbridge (schema {version})")
-        with self._tx():
-            for statement in _DDL.split(";"):
-                if statement.strip():
-                    self.conn.execute(statement)
-            self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            raise
+        self._writes = store_sql.Writes("sqlite", local=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -152,15 +136,21 @@ class OutboxDB:
 
     # -- writes -------------------------------------------------------------------------
 
-    def insert(self, incidents: Iterable[inc.Incident], now: float) -> int:
-        """Commit ``incidents`` (one transaction); returns how many were new."""
-        return self.insert_batches([(incidents, now)])[0]
+    def insert(
+        self, incidents: Iterable[inc.Incident], now: float, rows: Sequence[StoreRow] = ()
+    ) -> int:
+        """Commit ``incidents`` and the store's ``rows`` (one transaction); returns how
+        many events were new."""
+        return self.insert_batches([(incidents, rows, now)])[0]
 
-    def insert_batches(self, batches: Sequence[tuple[Iterable[inc.Incident], float]]) -> list[int]:
-        """Commit several submitters' events in one transaction; new events per batch."""
+    def insert_batches(
+        self, batches: Sequence[tuple[Iterable[inc.Incident], Sequence[StoreRow], float]]
+    ) -> list[int]:
+        """Commit several submitters' events and store rows in one transaction (an event
+        and its call's record are durable together or not at all); new events per batch."""
         added: list[int] = []
         with self._tx():
-            for incidents, now in batches:
+            for incidents, rows, now in batches:
                 n = 0
                 for i in incidents:
                     seq = self.conn.execute(
@@ -173,6 +163,8 @@ class OutboxDB:
                         (i.event_id, i.call_id, i.type, seq, i.occurred_at, i.body, now, now),
                     )
                     n += cur.rowcount
+                for statement, params in self._writes.grouped(rows):
+                    self.conn.executemany(statement, params)
                 added.append(n)
         return added
 
@@ -242,6 +234,71 @@ class OutboxDB:
                 "DELETE FROM events WHERE state = 'delivered' AND delivered_at < ?", (before,)
             )
         return cur.rowcount
+
+    def prune_store(self, before: float, *, replicated_only: bool) -> int:
+        """Delete up to PRUNE_BATCH store rows older than ``before`` from each table (with
+        a regional store, only rows it already holds); call again while it returns any."""
+        mark = " AND replicated = 1" if replicated_only else ""
+        n = 0
+        with self._tx():
+            for table, when in _STORE_TIMES:
+                n += self.conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"
+                    f" WHERE {when} < ?{mark} LIMIT {PRUNE_BATCH})",
+                    (before,),
+                ).rowcount
+        return n
+
+    def unreplicated(self, limit: int) -> list[StoreRow]:
+        """Up to ``limit`` store rows of each kind the regional store has not taken."""
+        cols = ", ".join(store_sql.CALL_COLUMNS)
+        calls = self.conn.execute(
+            f"SELECT {cols} FROM calls WHERE replicated = 0 LIMIT ?", (limit,)
+        ).fetchall()
+        agents = self.conn.execute(
+            f"SELECT {', '.join(store_sql.AGENT_COLUMNS)} FROM agent_events"
+            " WHERE replicated = 0 LIMIT ?",
+            (limit,),
+        ).fetchall()
+        amis = self.conn.execute(
+            f"SELECT {', '.join(store_sql.AMI_COLUMNS)} FROM ami_sessions"
+            " WHERE replicated = 0 LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            *(CallRow(*r) for r in calls),
+            *(AgentRow(*r) for r in agents),
+            *(AmiRow(r[0], r[1], bool(r[2]), r[3]) for r in amis),
+        ]
+
+    def mark_replicated(self, rows: Sequence[StoreRow]) -> None:
+        """The regional store holds ``rows``: a call changed since keeps its mark."""
+        with self._tx():
+            for r in rows:
+                match r:
+                    case CallRow(call_id=call_id, version=version):
+                        self.conn.execute(
+                            "UPDATE calls SET replicated = 1 WHERE call_id = ? AND version = ?",
+                            (call_id, version),
+                        )
+                    case AgentRow():
+                        self.conn.execute(
+                            "UPDATE agent_events SET replicated = 1 WHERE queue = ?"
+                            " AND agent = ? AND at = ? AND state = ?",
+                            (r.queue, r.agent, r.at, r.state),
+                        )
+                    case AmiRow():
+                        self.conn.execute(
+                            "UPDATE ami_sessions SET replicated = 1 WHERE instance = ?"
+                            " AND at = ? AND up = ?",
+                            (r.instance, r.at, r.up),
+                        )
+
+    def unreplicated_count(self) -> int:
+        return sum(
+            self.conn.execute(f"SELECT COUNT(*) FROM {t} WHERE replicated = 0").fetchone()[0]
+            for t in store_sql.TABLES
+        )
 
     # -- reads --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The pipeline's sink for incidents: effects -> outbox rows, never blocking the pipeline."""
+"""The pipeline's sink for the local file: effects -> outbox events and call-store rows,
+committed together, never blocking the pipeline."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pbxbridge import callbacks as cb
 from pbxbridge import incidents as inc
 from pbxbridge import tracker as tr
 from pbxbridge.outbox import Outbox, OutboxError
+from pbxbridge.store_rows import Row, rows_of
 
 log = structlog.get_logger("pbxbridge.outbox")
 
@@ -32,12 +34,18 @@ class OutboxSink:
         self,
         outbox: Outbox,
         *,
+        instance: str = "",
+        store_retention_seconds: float = 1825 * 86400.0,
+        replicated_only: bool = False,
         on_durable: Callable[[], None] | None = None,
         counts_every: float = 1.0,
         prune_every: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outbox = outbox
+        self.instance = instance  # this pbxbridge, in the AMI session rows
+        self._store_retention = store_retention_seconds
+        self._replicated_only = replicated_only
         self._on_durable = on_durable
         self._writes: asyncio.Queue[asyncio.Future[int]] = asyncio.Queue()
         self._outstanding: set[asyncio.Future[int]] = set()
@@ -49,11 +57,12 @@ class OutboxSink:
 
     def apply(self, effects: Sequence[tr.Effect | cb.Change]) -> None:
         incidents = [i for e in effects if (i := inc.from_effect(e)) is not None]
-        if incidents:
-            self._enqueue(incidents)
+        rows = rows_of(effects, incidents, self.instance)
+        if rows:  # every incident has its call's row
+            self._enqueue(incidents, rows)
 
-    def _enqueue(self, incidents: Sequence[inc.Incident]) -> None:
-        fut = self.outbox.submit(incidents)
+    def _enqueue(self, incidents: Sequence[inc.Incident], rows: Sequence[Row]) -> None:
+        fut = self.outbox.submit(incidents, rows)
         self.enqueued += len(incidents)
         self._outstanding.add(fut)
         fut.add_done_callback(self._outstanding.discard)
@@ -80,6 +89,11 @@ class OutboxSink:
                     pruned = await self.outbox.prune()
                     if pruned:
                         log.info("outbox_pruned", events=pruned)
+                    pruned = await self.outbox.prune_store(
+                        self._store_retention, replicated_only=self._replicated_only
+                    )
+                    if pruned:
+                        log.info("store_pruned", rows=pruned)
                 await self.outbox.refresh_counts()
             except OutboxError as exc:
                 # Housekeeping waits for a disk that works again; the writes' own

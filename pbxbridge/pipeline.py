@@ -22,6 +22,7 @@ from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json
 from pbxbridge.members import MemberBoard
+from pbxbridge.records import MemberChanged
 
 log = structlog.get_logger("pbxbridge.pipeline")
 
@@ -116,12 +117,10 @@ class Pipeline:
                 case Claim(who=who, at=at):
                     return [self.book.claim(who, at)]
                 case ev.MemberStatus():
-                    self.members.update(item)
-                    return []
-                case ev.MembersListed(members=members):
+                    return list(self.members.update(item))
+                case ev.MembersListed(at=at, members=members):
                     # The full member list after a login replaces whatever the gap hid.
-                    self.members.resync(members)
-                    return []
+                    return list(self.members.resync(at, members))
         if not decided:
             return []
         return [*decided, *self.book.apply(decided)]
@@ -204,5 +203,7 @@ def _log(effect: Effect) -> None:
                 result=entry.result,
                 attempts=entry.attempts,
             )
+        case MemberChanged(queue=queue, member=member, state=state, reason=reason):
+            log.debug("member_changed", queue=queue, member=member, state=state, reason=reason)
         case tr.RingNoAnswer() | tr.CallbackResult():
             pass

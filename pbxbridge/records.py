@@ -139,6 +139,18 @@ class Resynced:
     states: tuple[tuple[str, int], ...]
 
 
+@value
+class MemberChanged:
+    """A call taker's state in one queue changed (``state``: members.STATES; ``reason``:
+    Asterisk's pause reason while paused)."""
+
+    at: float
+    queue: str
+    member: str
+    state: str
+    reason: str = ""
+
+
 Effect = (
     CallOffered
     | CallAnswered
@@ -149,4 +161,5 @@ Effect = (
     | Anomaly
     | SessionChanged
     | Resynced
+    | MemberChanged
 )
