@@ -25,13 +25,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pbxbridge tests
 	$(BIN)/mypy
 
-# Tools the tests call: systemd-analyze (the unit) and promtool (rules, dashboard).
+# Tools the tests call: systemd-analyze (the unit), promtool (rules, dashboard) and the
+# PostgreSQL server (tests/support/postgres.py runs its own throwaway cluster; the system
+# cluster that Debian's package may create and start is left alone). The Makefile is a
+# prerequisite so that a checkout with an older stamp installs what was added since.
 TOOLS_STAMP := $(VENV)/.tools
-$(TOOLS_STAMP):
+$(TOOLS_STAMP): Makefile
 	@command -v systemd-analyze >/dev/null && command -v promtool >/dev/null || { \
 	  echo "[setup] installing systemd-analyze and promtool with apt-get"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	    systemd prometheus >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "[setup] installing the PostgreSQL server with apt-get"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    postgresql >/dev/null; }
 	@touch $@
 
 # The whole test suite. The real-Asterisk tests must run: a lab that cannot start fails.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from pbxbridge import access, ami, callback_api, http, systemd
+from pbxbridge import access, ami, callback_api, http, store_api, systemd
 from pbxbridge import callbacks as cb
 from pbxbridge import config as cfg
 from pbxbridge import tracker as tr
@@ -26,11 +27,14 @@ from pbxbridge.callback_store import CallbackStore
 from pbxbridge.config import Config
 from pbxbridge.delivery import Delivery
 from pbxbridge.http_limits import ConnectionStats
+from pbxbridge.local_schema import SchemaError
 from pbxbridge.metrics import Metrics
 from pbxbridge.outbox import Outbox, OutboxError
 from pbxbridge.outbox_sink import OutboxSink
 from pbxbridge.pipeline import Item, Pipeline, Tick
 from pbxbridge.store_policy import StoreHealth, WritePolicy
+from pbxbridge.store_read import Target
+from pbxbridge.store_replica import Replica
 
 log = structlog.get_logger("pbxbridge.app")
 
@@ -54,7 +58,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 Outbox(config.outbox.path, retention_seconds=config.outbox.retention_hours * 3600)
             )
             open_calls = await outbox.open_calls()
-        except (OutboxError, OSError) as exc:
+        except (OutboxError, SchemaError, OSError) as exc:
             log.error("state_unavailable", path=config.outbox.path, error=str(exc))
             return 1
         store, store_error = _callback_store(Path(config.outbox.path).with_name(CALLBACKS_FILE))
@@ -74,7 +78,24 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             agencies=e.agencies.values(),
         )
         delivery = Delivery(outbox, cfg.delivery_settings(config))
-        outbox_sink = OutboxSink(outbox, on_durable=delivery.wake)
+        replica = (
+            None
+            if config.store.url is None
+            else Replica(outbox, config.store.url, retention_seconds=config.store.retention_seconds)
+        )
+
+        def durable() -> None:
+            delivery.wake()
+            if replica is not None:
+                replica.wake()
+
+        outbox_sink = OutboxSink(
+            outbox,
+            instance=socket.gethostname(),
+            store_retention_seconds=config.store.retention_seconds,
+            replicated_only=replica is not None,
+            on_durable=durable,
+        )
         # Durable first: the outbox sees every effect before anything else does.
         pipeline = Pipeline(
             tracker,
@@ -94,8 +115,11 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             [
                 ("outbox", lambda: outbox.policy.health),
                 ("callbacks", lambda: store.policy.health if store is not None else unpersisted),
+                *([("regional", replica.stats.health)] if replica is not None else []),
             ]
         )
+        if replica is not None:
+            metrics.watch_regional_store(lambda: replica.stats)
         tcp_connections, socket_connections = ConnectionStats(), ConnectionStats()
         api_connections = ConnectionStats()
         metrics.watch_listeners(
@@ -111,6 +135,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                     lambda: _store_component(outbox.policy, f"{outbox.counts.pending} pending"),
                 ),
                 ("callbacks", _callbacks_component(store, store_error)),
+                *([("regional_store", _regional_component(replica))] if replica else []),
                 ("api_socket", lambda: local_api),
             ],
             heartbeat=heartbeat,
@@ -125,6 +150,9 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             )
         )
         api_app.add_routes([callback_api.listing(pipeline.book)])
+        api_app.add_routes(
+            store_api.routes(Target(config.outbox.path, config.store.url), config.pbx.zone)
+        )
         local_app = web.Application()
         local_app.add_routes(
             [callback_api.listing(pipeline.book), callback_api.claiming(queue.put_nowait)]
@@ -184,6 +212,8 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 tg.create_task(heartbeat.run(), name="heartbeat")
                 tg.create_task(outbox_sink.run(), name="outbox")
                 tg.create_task(delivery.run(), name="delivery")
+                if replica is not None:
+                    tg.create_task(replica.run(), name="regional_store")
                 tg.create_task(client.run(), name="ami")
                 tg.create_task(pipeline.run(queue), name="pipeline")
                 tg.create_task(_ticker(queue), name="ticker")
@@ -237,6 +267,21 @@ def _callbacks_component(
         if h.writable:
             return http.Component(True, "persisted")
         return http.Component(True, f"not writable ({h.reason})", degraded=True)
+
+    return check
+
+
+def _regional_component(replica: Replica) -> Callable[[], http.Component]:
+    """PostgreSQL down is degraded, not unready: calls are still tracked, delivered and
+    kept in the local file; only the regional copy waits."""
+
+    def check() -> http.Component:
+        s = replica.stats
+        if s.reachable:
+            return http.Component(True, f"{replica.where}: {s.waiting} rows waiting")
+        return http.Component(
+            True, f"{replica.where}: {s.reason}; {s.waiting} rows waiting", degraded=True
+        )
 
     return check
 

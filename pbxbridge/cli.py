@@ -1,4 +1,4 @@
-"""Command line: ``pbxbridge run | replay | check-config | outbox``.
+"""Command line: ``pbxbridge run | replay | check-config | outbox | callbacks | calls``.
 
 ``main()`` returns an exit code.
 """
@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pbxbridge import app, config, local_api, logs, outbox, replay
+from pbxbridge import app, calls_cli, config, local_api, logs, outbox, replay
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json, rfc3339
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the daemon's local API socket (default: %(default)s)",
     )
     cbs.add_argument("--json", action="store_true", help="one JSON object per line")
+    calls_cli.add_parser(sub)
     return p
 
 
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "outbox":
         return _outbox(args, cfg.outbox.path)
+    if args.command == "calls":
+        return calls_cli.run(args, cfg)
     logs.configure(cfg.log.level, show_caller_numbers=cfg.log.show_caller_numbers)
     return asyncio.run(_run(cfg))
 

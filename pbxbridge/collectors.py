@@ -26,6 +26,7 @@ from pbxbridge.incidents import TYPES as INCIDENT_TYPES
 from pbxbridge.members import STATUSES
 from pbxbridge.pipeline import PipelineStats
 from pbxbridge.store_policy import StoreHealth
+from pbxbridge.store_replica import ReplicaStats
 
 # tracker.State -> the `state` label of pbxbridge_calls_in_progress. The issue names
 # waiting|ringing|talking; `arriving` (greeting or IVR, before any queue) and
@@ -300,3 +301,23 @@ class Listeners(Collector):
             slow.add_metric([name], stats.too_slow)
         yield refused
         yield slow
+
+
+class RegionalStore(Collector):
+    """The PostgreSQL store's feed: what waits in the local file for it."""
+
+    def __init__(self, stats: Callable[[], ReplicaStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats()
+        yield GaugeMetricFamily(
+            "pbxbridge_store_regional_waiting_rows",
+            "Call-store rows kept in the local file that PostgreSQL has not taken yet.",
+            value=s.waiting,
+        )
+        yield _counter(
+            "pbxbridge_store_regional_copied_rows",
+            "Call-store rows copied to PostgreSQL (a changed call is copied again).",
+            s.copied,
+        )

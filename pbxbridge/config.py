@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pbxbridge import config_checks as checks
 from pbxbridge import dialplan_vars as dv
@@ -28,6 +29,7 @@ ENV_AMI_SECRET = "PBXBRIDGE_AMI_SECRET"
 ENV_BACKEND_TOKEN = "PBXBRIDGE_BACKEND_TOKEN"
 ENV_SIGNING_SECRET = "PBXBRIDGE_SIGNING_SECRET"
 ENV_API_TOKEN = "PBXBRIDGE_API_TOKEN"
+ENV_STORE_URL = "PBXBRIDGE_STORE_URL"
 # systemd's RuntimeDirectory= sets this; the local API socket lives there.
 ENV_RUNTIME_DIRECTORY = "RUNTIME_DIRECTORY"
 DEFAULT_RUNTIME_DIRECTORY = "/run/pbxbridge"
@@ -46,9 +48,28 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+def host_timezone() -> str:
+    """The host's IANA zone (Debian: /etc/timezone, or the /etc/localtime link), else UTC."""
+    try:
+        name = Path("/etc/timezone").read_text().strip()
+        if name:
+            return name
+    except OSError:
+        pass
+    target = os.path.realpath("/etc/localtime")
+    _, found, name = target.partition("/zoneinfo/")
+    return name if found and name else "UTC"
+
+
 @dataclass(frozen=True)
 class PbxConfig:
     name: str = "pbx"
+    # The center's zone: the days and hours of queries, exports and reports.
+    timezone: str = field(default_factory=host_timezone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,18 @@ class OutboxConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """The call store: in the outbox's file, and also in PostgreSQL when ``url`` is set."""
+
+    url: str | None = field(default=None, repr=False)  # may carry a password
+    retention_days: float = 1825.0
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_days * 86400.0
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     """Who may see and claim callers (README, "Who may see and claim callers")."""
 
@@ -141,12 +174,13 @@ class Config:
     log: LogConfig = LogConfig()
     backend: BackendConfig = BackendConfig()
     outbox: OutboxConfig = OutboxConfig()
+    store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
 
 
 # section -> key -> check. The single list of what a config file may contain.
 SCHEMA: Mapping[str, Mapping[str, checks.Check]] = {
-    "pbx": {"name": checks.token},
+    "pbx": {"name": checks.token, "timezone": checks.timezone},
     "ami": {
         "host": checks.nonempty,
         "port": checks.port,
@@ -175,6 +209,11 @@ SCHEMA: Mapping[str, Mapping[str, checks.Check]] = {
         "timeout_seconds": checks.between(300, "seconds"),
     },
     "outbox": {"path": checks.nonempty, "retention_hours": checks.between(24 * 3650, "hours")},
+    "store": {
+        "url": checks.postgresql_url,
+        "url_file": checks.nonempty,
+        "retention_days": checks.between(36500, "days"),
+    },
     "api": {
         "socket": checks.nonempty,
         "socket_group": checks.nonempty,
@@ -244,6 +283,7 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
     backend = _backend(sec("backend"), env, base, problems)
     outbox = _outbox(sec("outbox"), env, base)
     api = _api(sec("api"), env, base, problems)
+    store = _store(sec("store"), env, base, problems)
     metrics = MetricsConfig(**sec("metrics"))
     api_where = api.host_port
     if api_where is not None and not api.token and api_where[0] not in LOOPBACK_HOSTS:
@@ -266,6 +306,7 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
         log=LogConfig(**sec("log")),
         backend=backend,
         outbox=outbox,
+        store=store,
         api=api,
     )
 
@@ -310,6 +351,19 @@ def _api(
     if "allowed_hosts" in body:
         body["allowed_hosts"] = tuple(body["allowed_hosts"])
     return ApiConfig(**body)
+
+
+def _store(
+    body: dict[str, Any], env: Mapping[str, str], base: Path, problems: list[str]
+) -> StoreConfig:
+    url = _secret(
+        body, "url", from_env=env.get(ENV_STORE_URL), base=base, section="store", problems=problems
+    )
+    body.pop("url_file", None)
+    if url and (why := checks.postgresql_url(url)) is not None:
+        problems.append(f"[store] url: {why}")
+    body["url"] = url or None
+    return StoreConfig(**body)
 
 
 def _outbox(body: dict[str, Any], env: Mapping[str, str], base: Path) -> OutboxConfig:

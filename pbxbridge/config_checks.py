@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import urllib.parse
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -101,3 +102,22 @@ def url(v: Any) -> str | None:
 def level(v: Any) -> str | None:
     levels = ("debug", "info", "warning", "error")
     return string(v) or (None if v in levels else f"expected one of {', '.join(levels)}")
+
+
+def timezone(v: Any) -> str | None:
+    if nonempty(v):
+        return nonempty(v)
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f'{v!r} is not an IANA time zone (e.g. "Asia/Jakarta"; is tzdata installed?)'
+    return None
+
+
+def postgresql_url(v: Any) -> str | None:
+    # The value is not echoed: a URL may carry a password.
+    if nonempty(v):
+        return nonempty(v)
+    if urllib.parse.urlsplit(v).scheme not in ("postgresql", "postgres"):
+        return 'expected a "postgresql://user@host/database" URL'
+    return None

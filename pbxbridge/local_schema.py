@@ -81,6 +81,7 @@ MIGRATIONS: Sequence[Migration] = (
     ),
 )
 LATEST = MIGRATIONS[-1].version
+STORE_SINCE = 2  # the first version with the call store's tables
 
 
 class SchemaError(Exception):

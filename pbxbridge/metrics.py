@@ -35,12 +35,14 @@ from pbxbridge.collectors import (
     PendingCallbacks,
     PipelineHealth,
     QueueMembers,
+    RegionalStore,
     Stores,
 )
 from pbxbridge.delivery import DeliveryStats
 from pbxbridge.http_limits import ConnectionStats
 from pbxbridge.pipeline import Effect, PipelineStats
 from pbxbridge.store_policy import StoreHealth
+from pbxbridge.store_replica import ReplicaStats
 
 # 10, 15 and 20 s are bucket bounds so that the NFPA (10 s) and NENA (15 s, 20 s) service
 # levels are exact in PromQL, not interpolated.
@@ -310,6 +312,9 @@ class Metrics:
 
     def watch_stores(self, stores: Iterable[tuple[str, Callable[[], StoreHealth]]]) -> None:
         self.registry.register(Stores(stores))
+
+    def watch_regional_store(self, stats: Callable[[], ReplicaStats]) -> None:
+        self.registry.register(RegionalStore(stats))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything in the registry."""

@@ -31,6 +31,10 @@ AMI_COLUMNS = ("instance", "at", "up", "detail")
 TABLES = ("calls", "agent_events", "ami_sessions")
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be read; the message says why and what to do."""
+
+
 def _types(dialect: str) -> dict[str, str]:
     pg = dialect == "postgresql"
     return {

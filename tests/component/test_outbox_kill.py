@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import signal
+import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -27,6 +28,25 @@ async def start_child(
         str(db), url, str(acks), str(start), str(count),
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def assert_store_matches_outbox(db: Path) -> None:
+    """After any number of kills: a call is in the store exactly when the outbox holds an
+    event of it, and its row is the state of its newest event (one transaction)."""
+    conn = sqlite3.connect(db)
+    try:
+        newest: dict[str, tuple[float, str, bytes]] = {}
+        for call_id, type_, at, body in conn.execute(
+            "SELECT call_id, type, occurred_at, body FROM events ORDER BY call_id, seq"
+        ):
+            newest[call_id] = (at, type_, body)
+        stored = dict(conn.execute("SELECT call_id, doc FROM calls").fetchall())
+    finally:
+        conn.close()
+    assert len(newest) > 100
+    assert set(stored) == set(newest)
+    for call_id, (_, _, body) in newest.items():
+        assert json.loads(stored[call_id]) == json.loads(body)["call"]
 
 
 async def test_kill_9_repeatedly_loses_nothing(tmp_path: Path) -> None:
@@ -63,6 +83,7 @@ async def test_kill_9_repeatedly_loses_nothing(tmp_path: Path) -> None:
         bodies[r.key].add(r.body)
         assert json.loads(r.body)["event_id"] == r.key
     assert all(len(b) == 1 for b in bodies.values())
+    assert_store_matches_outbox(db)
     print(
         f"acked={len(acked)} accepted={len(backend.accepted_keys())}"
         f" requests={len(backend.received)} repeats={len(backend.received) - len(bodies)}"

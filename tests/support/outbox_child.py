@@ -14,6 +14,7 @@ from typing import TextIO
 
 from pbxbridge.delivery import Delivery
 from pbxbridge.outbox import Outbox
+from pbxbridge.store_rows import rows_of
 from tests.support import settings as built
 from tests.support.calls import lifecycle
 
@@ -29,7 +30,8 @@ async def main(db: str, url: str, acks: TextIO, start: int, count: int) -> int:
             events = lifecycle(n)
             if n > start:
                 events.insert(0, lifecycle(n - 1)[0])  # a re-announce: deduplicated
-            await outbox.put(*events)
+            # With the call store's rows, as the daemon's sink commits them.
+            await outbox.submit(events, rows_of((), events, "child"))
             # Acknowledged = committed: only now may the id be written down.
             acks.write("".join(e.event_id + "\n" for e in events))
             acks.flush()

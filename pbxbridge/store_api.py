@@ -1,0 +1,128 @@
+"""The call store's read API: ``GET /v1/calls`` (JSON pages or a CSV stream),
+``GET /v1/calls/{call_id}`` and ``GET /v1/agents`` (call-taker sessions).
+
+Served behind :mod:`pbxbridge.access` like every ``/v1`` route: caller data needs the
+read-only token. Queries run on a thread (the store is a file, or PostgreSQL), a few at
+a time, so a heavy export never holds up the daemon's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from pbxbridge import sessions, store_query
+from pbxbridge.store_read import Reader, Target, open_reader
+from pbxbridge.store_sql import StoreUnavailable
+
+CONCURRENT_QUERIES = 4
+CSV_PAGE = 1000
+
+T = TypeVar("T")
+
+
+def routes(target: Target, tz: ZoneInfo) -> list[web.RouteDef]:
+    gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+
+    async def read(fn: Callable[[Reader], T]) -> T:
+        def run() -> T:
+            with open_reader(target) as reader:
+                return fn(reader)
+
+        async with gate:
+            return await asyncio.to_thread(run)
+
+    async def calls(request: web.Request) -> web.StreamResponse:
+        params = _single(request)
+        page = store_query.parse_calls(params, tz)
+        if _wants_csv(request):
+            return await _csv(request, target, page, tz, gate)
+        rows = await read(lambda r: r.calls(page))
+        body: dict[str, Any] = {"calls": [json.loads(doc) for doc, _, _ in rows], "next": None}
+        if len(rows) == page.limit:
+            _, at, call_id = rows[-1]
+            body["next"] = store_query.cursor(page.query, at, call_id)
+        return web.json_response(body)
+
+    async def one(request: web.Request) -> web.Response:
+        if request.query:
+            raise store_query.QueryError(next(iter(request.query)), "no parameters here")
+        call_id = request.match_info["call_id"]
+        doc = await read(lambda r: r.call(call_id))
+        if doc is None:
+            return web.json_response({"error": f"no call {call_id!r} in the store"}, status=404)
+        return web.json_response({"call": json.loads(doc)})
+
+    async def agents(request: web.Request) -> web.Response:
+        period = store_query.parse_sessions(_single(request), tz)
+        changes, amis = await read(lambda r: (r.member_changes(period), r.ami_sessions(period)))
+        return web.json_response(sessions.sessions_json(changes, amis, period))
+
+    return [
+        web.get("/v1/calls", _answering(calls)),
+        web.get("/v1/calls/{call_id}", _answering(one)),
+        web.get("/v1/agents", _answering(agents)),
+    ]
+
+
+def _answering(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Bad questions: 400 naming the parameter; a store that cannot be read: 503."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except store_query.QueryError as exc:
+            return web.json_response(exc.json(), status=400)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": str(exc)}, status=503)
+
+    return wrapped
+
+
+def _single(request: web.Request) -> dict[str, str]:
+    for name in request.query:
+        if len(request.query.getall(name)) > 1:
+            raise store_query.QueryError(name, f"{name}: given more than once")
+    return dict(request.query)
+
+
+def _wants_csv(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return any(part.split(";")[0].strip() == "text/csv" for part in accept.split(","))
+
+
+async def _csv(
+    request: web.Request,
+    target: Target,
+    page: store_query.Page,
+    tz: ZoneInfo,
+    gate: asyncio.Semaphore,
+) -> web.StreamResponse:
+    """Every row of the query from its cursor on, page by page: constant memory."""
+    async with gate:
+        reader = await asyncio.to_thread(open_reader, target)
+        try:
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/csv; charset=utf-8",
+                    "Content-Disposition": 'attachment; filename="calls.csv"',
+                }
+            )
+            await response.prepare(request)
+            pages = reader.pages(store_query.Page(page.query, CSV_PAGE, page.after))
+            await response.write("".join(store_query.csv_lines((), tz, header=True)).encode())
+            while (rows := await asyncio.to_thread(next, pages, None)) is not None:
+                docs = (json.loads(d) for d, _, _ in rows)
+                lines = store_query.csv_lines(docs, tz, header=False)
+                await response.write("".join(lines).encode("utf-8"))
+            await response.write_eof()
+            return response
+        finally:
+            await asyncio.to_thread(reader.close)
