@@ -50,10 +50,26 @@ def member_status(device_state: int, paused: bool) -> str:
     return _STATUS_OF_STATE.get(state, state)
 
 
+_Key = tuple[str, str]  # (queue, member)
+_State = tuple[str, str]  # (state, pause reason)
+
+# The calls app_queue offers a member, seen from its own events: device states alone
+# miss the ringing (a Local-channel member is "in use" from the first ring, a phone
+# behind a PBX may report nothing).
+RINGING_EVENTS = (ev.AgentRinging, ev.AgentAnswered, ev.AgentNoAnswer, ev.ChannelHungUp)
+
+
 class MemberBoard:
     def __init__(self) -> None:
-        # (queue, member) -> (state, pause reason)
-        self._state: dict[tuple[str, str], tuple[str, str]] = {}
+        self._state: dict[_Key, _State] = {}
+        # The member's channel being rung (DestUniqueid) -> the member, its state before.
+        self._ringing: dict[str, tuple[_Key, _State]] = {}
+
+    def _set(self, at: float, key: _Key, now: _State) -> list[MemberChanged]:
+        if self._state.get(key) == now:
+            return []
+        self._state[key] = now
+        return [MemberChanged(at, key[0], key[1], *now)]
 
     def update(self, event: ev.MemberStatus) -> list[MemberChanged]:
         if not (event.queue and event.member):
@@ -64,11 +80,30 @@ class MemberBoard:
                 return []
             return [MemberChanged(event.at, event.queue, event.member, "logged_out")]
         state = member_state(event.status, event.paused)
-        now = (state, event.reason if state == "paused" else "")
-        if self._state.get(key) == now:
-            return []
-        self._state[key] = now
-        return [MemberChanged(event.at, event.queue, event.member, *now)]
+        return self._set(event.at, key, (state, event.reason if state == "paused" else ""))
+
+    def observe(self, event: ev.Event) -> list[MemberChanged]:
+        """A member rung (AgentCalled), answering, not answering, or its ringing channel
+        gone (the caller gave up): one of RINGING_EVENTS."""
+        match event:
+            case ev.AgentRinging(at=at, queue=queue, agent=agent, agent_uniqueid=leg):
+                key = (queue, agent)
+                self._ringing[leg] = (key, self._state.get(key, ("available", "")))
+                return self._set(at, key, ("ringing", ""))
+            case ev.AgentAnswered(at=at, agent_uniqueid=leg) if leg in self._ringing:
+                key, _ = self._ringing.pop(leg)
+                return self._set(at, key, ("in_call", ""))
+            case ev.AgentNoAnswer(at=at, agent_uniqueid=leg) if leg in self._ringing:
+                return self._rang(at, leg)
+            case ev.ChannelHungUp(at=at, ref=ref) if ref.uniqueid in self._ringing:
+                return self._rang(at, ref.uniqueid)
+        return []
+
+    def _rang(self, at: float, leg: str) -> list[MemberChanged]:
+        key, before = self._ringing.pop(leg)
+        if self._state.get(key) != ("ringing", ""):
+            return []  # a newer status has said what the member does
+        return self._set(at, key, before)
 
     def resync(self, at: float, events: Iterable[ev.MemberStatus]) -> list[MemberChanged]:
         """Replace everything with a full QueueStatus list taken at ``at``: a member no

@@ -21,7 +21,7 @@ from pbxbridge import callbacks as cb
 from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json
-from pbxbridge.members import MemberBoard
+from pbxbridge.members import RINGING_EVENTS, MemberBoard
 from pbxbridge.records import MemberChanged
 
 log = structlog.get_logger("pbxbridge.pipeline")
@@ -48,6 +48,8 @@ Effect = tr.Effect | cb.Change
 
 
 _NOT_FOR_THE_TRACKER = (Tick, Claim, ev.MemberStatus, ev.MembersListed)
+# A set of exact types: one hash lookup per event on the hot path.
+_FOR_THE_BOARD_TOO = frozenset(RINGING_EVENTS)
 
 
 class EffectSink(Protocol):
@@ -110,6 +112,8 @@ class Pipeline:
         # tuple, not a class pattern per kind of item (+5% messages/s in the replay).
         if not isinstance(item, _NOT_FOR_THE_TRACKER):
             decided = self.tracker.handle(item)
+            if type(item) in _FOR_THE_BOARD_TOO and (changes := self.members.observe(item)):
+                return [*decided, *changes, *self.book.apply(decided)]
         else:
             match item:
                 case Tick(at=at):

@@ -19,13 +19,13 @@ from tests.lab import confs
 from tests.lab.amilink import AmiLink, split_raw
 from tests.lab.asterisk import Lab
 from tests.lab.calls import SCENARIOS, CallGenerator, lab_links, wait_idle
+from tests.lab.record import member_sessions
 from tests.support.backend import Backend, free_port, serve
 from tests.support.daemon import Daemon, write_config
 
 pytestmark = pytest.mark.asterisk
 
 TOKEN = "lab-store-token-0123456789"
-MEMBER = "Local/1099@lab-agents/n"
 
 
 def api_get(config: Path, path: str) -> bytes:
@@ -38,26 +38,16 @@ def api_get(config: Path, path: str) -> bytes:
 
 
 async def test_a_call_takers_log_in_pause_and_log_out_are_kept(lab: Lab, tmp_path: Path) -> None:
-    """QueueAdd, QueuePause (with a reason), QueueUnpause, QueueRemove through AMI, as a
-    supervisor's panel or a phone's feature code would: the store holds each state with
-    Asterisk's times, and the pause's reason."""
+    """QueueAdd, QueuePause (with a reason), unpause, QueueRemove through AMI, as a
+    supervisor's panel or a phone's feature code would (tests/lab/record.py): the store
+    holds each state with Asterisk's times, and the pause's reason."""
     config = write_config(lab, tmp_path, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
     daemon = Daemon(config).start()
     driver, recorder = await lab_links(lab.settings)
     try:
         await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
         name = "Taker 1099"
-        steps = [
-            ("QueueAdd", {"Queue": "backup", "Interface": MEMBER, "MemberName": name}),
-            ("QueuePause", {"Queue": "backup", "Interface": MEMBER, "Paused": "true",
-                            "Reason": "istirahat"}),
-            ("QueuePause", {"Queue": "backup", "Interface": MEMBER, "Paused": "false"}),
-            ("QueueRemove", {"Queue": "backup", "Interface": MEMBER}),
-        ]  # fmt: skip
-        for action, fields in steps:
-            reply = await driver.action(action, **fields)
-            assert reply.get("Response") == "Success", reply
-            await asyncio.sleep(0.3)
+        await member_sessions(driver)
         await asyncio.sleep(0.5)
         raw = bytes(recorder.raw)
     finally:

@@ -42,6 +42,21 @@ def header(name: str, lab: Lab, note: str, *, full: bool = False) -> bytes:
     return "".join(f"# {line}\n" for line in lines).encode()
 
 
+MEMBER = "Local/1099@lab-agents/n"
+
+
+async def member_sessions(drv: AmiLink) -> None:
+    """What a supervisor's panel or a phone's feature code does to a queue member."""
+    member = {"Queue": "backup", "Interface": MEMBER}
+    await drv.action("QueueAdd", **member, MemberName="Taker 1099")
+    await asyncio.sleep(0.3)
+    await drv.action("QueuePause", **member, Paused="true", Reason="istirahat")
+    await asyncio.sleep(0.3)
+    await drv.action("QueuePause", **member, Paused="false")
+    await asyncio.sleep(0.3)
+    await drv.action("QueueRemove", **member)
+
+
 async def record(names: list[str], *, full: bool = False) -> None:
     with Lab() as lab:
         s = lab.settings
@@ -61,6 +76,9 @@ async def record(names: list[str], *, full: bool = False) -> None:
                 note = "6 simultaneous calls, more than the 4 call takers"
                 await gen.burst(6)
                 await asyncio.sleep(3)
+            elif name == "member_sessions":
+                note = "a call taker added, paused (reason istirahat), unpaused, removed"
+                await member_sessions(drv)
             elif name == "resync_mid_call":
                 note = "calls up (greeting, queue, talk) when CoreShowChannels/QueueStatus ran"
                 await gen.place(SCENARIOS["abandoned_in_greeting"])
@@ -86,7 +104,12 @@ async def record(names: list[str], *, full: bool = False) -> None:
 def main() -> None:
     args = sys.argv[1:]
     full = "--full" in args
-    names = [a for a in args if a != "--full"] or [*SCENARIOS, BURST.name, "resync_mid_call"]
+    names = [a for a in args if a != "--full"] or [
+        *SCENARIOS,
+        BURST.name,
+        "resync_mid_call",
+        "member_sessions",
+    ]
     asyncio.run(record(names, full=full))
 
 
