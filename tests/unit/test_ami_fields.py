@@ -491,7 +491,7 @@ def test_bare_lf_stream_parses_like_its_crlf_twin(path: Path) -> None:
         return got
 
     twin = read(crlf)
-    assert len(twin) > 10
+    assert len(twin) >= 5  # a real recording, not an empty file
     assert read(lf) == twin
 
 
