@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pbxbridge import store_sql
 
@@ -88,6 +89,31 @@ class SchemaError(Exception):
     """The file's schema cannot be used by this pbxbridge (newer, or unreadable)."""
 
 
+def refuse_newer(path: Path) -> None:
+    """Refuse a file of a newer pbxbridge before anything writes to it: even switching
+    to WAL, or closing a connection (a checkpoint of a left-over -wal), changes it. A
+    read-only connection reads the version and leaves both as they are."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    # Without a -wal the file is the whole database: immutable opens it creating
+    # nothing. With one, its commits count, and read-only never checkpoints it.
+    has_wal = path.with_name(path.name + "-wal").exists()
+    conn = sqlite3.connect(f"file:{path}?{'mode=ro' if has_wal else 'immutable=1'}", uri=True)
+    try:
+        found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+    if found > LATEST:
+        raise SchemaError(_newer(str(path), found))
+
+
+def _newer(name: str, found: int) -> str:
+    return (
+        f"{name}: written by a newer pbxbridge (schema {found}; this one knows up to "
+        f"{LATEST}): upgrade pbxbridge, or move the file aside; it was not changed"
+    )
+
+
 def migrate(
     conn: sqlite3.Connection,
     name: str,
@@ -98,10 +124,7 @@ def migrate(
     """Bring ``conn``'s file to ``target``; returns the version it had."""
     found = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if found > LATEST:
-        raise SchemaError(
-            f"{name}: written by a newer pbxbridge (schema {found}; this one knows up to "
-            f"{LATEST}): upgrade pbxbridge, or move the file aside; it was not changed"
-        )
+        raise SchemaError(_newer(name, found))
     for m in MIGRATIONS:
         if found < m.version <= target:
             if on_step is not None:

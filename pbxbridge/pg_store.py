@@ -101,7 +101,8 @@ def _version(conn: psycopg.Connection[Any]) -> int:
 
 
 def migrate(conn: psycopg.Connection[Any]) -> int:
-    """Bring the database to LATEST (each step in one transaction); the version found."""
+    """Bring the database to LATEST, every step in one transaction (all or nothing);
+    returns the version found."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         conn.execute(

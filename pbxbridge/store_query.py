@@ -228,6 +228,8 @@ CSV_COLUMNS = (
     "dispatched_to",
     "offered_at_estimated",
     "answered_at_estimated",
+    "callback_attempts",
+    "callback_result",
     "linkedid",
 )
 _TIMES = ("offered_at", "queued_at", "answered_at", "ended_at")
@@ -251,6 +253,10 @@ def csv_values(call: Mapping[str, Any], tz: ZoneInfo) -> list[str]:
             out.append(_inert(call["caller"]["number"]))
         elif column == "queues":
             out.append("; ".join(call["queues"]))
+        elif column.startswith("callback_"):
+            callback = call.get("callback") or {}
+            value = callback.get(column.removeprefix("callback_"))
+            out.append("" if value is None else str(value))
         elif column == "dispatched_to":
             out.append(
                 "; ".join(f"{d['agency']} {local_time(d['at'], tz)}" for d in call["dispatched_to"])

@@ -6,8 +6,9 @@ make demo        (as root; builds the lab on first use, about a minute)
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import urllib.request
@@ -21,6 +22,8 @@ from tests.lab.amilink import AmiLink
 from tests.lab.asterisk import Lab, LabError
 from tests.lab.calls import SCENARIOS, CallGenerator, press_callback_key, wait_idle
 from tests.support.daemon import Daemon, write_config
+
+DEMO_DIR = Path("/var/tmp/pbxbridge-demo")
 
 
 def say(msg: str) -> None:
@@ -198,7 +201,10 @@ async def _with_receiver(lab: Lab, tmp: Path) -> tuple[Daemon, list[dict[str, An
     await receiver.start()
     say(f"local dispatch backend listening on {receiver.url}")
     try:
-        config = write_config(lab, tmp, backend={"url": receiver.url})
+        # The center's days in reports and exports: Semarang's (WIB, UTC+7).
+        config = write_config(
+            lab, tmp, backend={"url": receiver.url}, pbx={"timezone": "Asia/Jakarta"}
+        )
         http_base = "http://" + tomllib.loads(config.read_text())["metrics"]["listen"]
         say(f"starting pbxbridge: pbxbridge run --config {config}")
         daemon = Daemon(config).start()
@@ -211,6 +217,21 @@ async def _with_receiver(lab: Lab, tmp: Path) -> tuple[Daemon, list[dict[str, An
         return daemon, receiver.incidents, metrics
     finally:
         await receiver.stop()
+
+
+def print_export(config: Path) -> None:
+    """The call store, read with the daemon stopped, as a manager would export it."""
+    command = [".venv/bin/pbxbridge", "calls", "export", "--config", str(config)]
+    say(f"the call store, exported as CSV in the center's local time: {' '.join(command)}")
+    out = subprocess.run(
+        [sys.executable, "-m", "pbxbridge.cli", *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    sys.stdout.write(out.stdout or out.stderr)
+    say(f"history: .venv/bin/pbxbridge calls list --config {config}")
 
 
 def _get(url: str) -> str:
@@ -228,22 +249,27 @@ def main() -> int:
         return 1
     daemon: Daemon | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="pbxbridge-demo-") as tmp:
-            result = asyncio.run(_with_receiver(lab, Path(tmp)))
-            daemon, incidents, metrics = result
-            records = [line for line in daemon.lines if line.get("event") == "call_ended"]
-            print()
-            say("what pbxbridge saw (one record per emergency call; internal calls ignored):")
-            print()
-            print_records(records)
-            print_summary(records)
-            print()
-            print_incidents(incidents)
-            print()
-            print_metrics(metrics)
-            print()
-            say(f"done in {time.monotonic() - started:.0f} s")
-            return 0
+        # Kept after the demo: its call store can be read (pbxbridge calls ...) and
+        # reported on. Each run starts afresh.
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        DEMO_DIR.mkdir(parents=True)
+        result = asyncio.run(_with_receiver(lab, DEMO_DIR))
+        daemon, incidents, metrics = result
+        records = [line for line in daemon.lines if line.get("event") == "call_ended"]
+        print()
+        say("what pbxbridge saw (one record per emergency call; internal calls ignored):")
+        print()
+        print_records(records)
+        print_summary(records)
+        print()
+        print_incidents(incidents)
+        print()
+        print_metrics(metrics)
+        print()
+        print_export(DEMO_DIR / "pbxbridge.toml")
+        print()
+        say(f"done in {time.monotonic() - started:.0f} s")
+        return 0
     except (TimeoutError, OSError) as exc:
         say(f"FAILED: {exc}")
         if daemon is not None:
