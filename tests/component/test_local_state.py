@@ -110,3 +110,30 @@ def test_state_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         db.close()
         store.close()
+
+
+def test_an_outbox_of_a_newer_pbxbridge_or_a_corrupt_one_stops_the_start_clearly(
+    tmp_path: Path,
+) -> None:
+    """The outbox holds the call store: if it cannot be used the daemon must not run
+    half-blind. It exits 1 with the file, the reason and what to do; the file is kept."""
+    path = config(tmp_path, free_port())
+    outbox = tmp_path / "outbox.sqlite3"
+    OutboxDB(outbox).close()
+    with sqlite3.connect(outbox) as conn:
+        conn.execute("PRAGMA user_version=99")
+    daemon = Daemon(path).start()
+    line = daemon.wait_for(lambda x: x.get("event") == "state_unavailable")
+    assert daemon.proc is not None and daemon.proc.wait(timeout=15) == 1
+    assert "newer pbxbridge (schema 99" in line["error"] and "upgrade" in line["error"]
+    with sqlite3.connect(outbox) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+
+    for leftover in tmp_path.glob("outbox.sqlite3*"):
+        leftover.unlink()
+    outbox.write_bytes(b"not a database at all\n" * 100)
+    daemon = Daemon(path).start()
+    line = daemon.wait_for(lambda x: x.get("event") == "state_unavailable")
+    assert daemon.proc is not None and daemon.proc.wait(timeout=15) == 1
+    assert line["path"] == str(outbox) and "not a database" in line["error"]
+    assert outbox.read_bytes().startswith(b"not a database at all")

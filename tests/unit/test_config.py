@@ -62,6 +62,18 @@ BAD = {
         "[ami]\nsecret='x'\n[backend]\ntimeout_seconds = 1e9\n",
         "[backend] timeout_seconds: must be at most 300 seconds",
     ),
+    "unknown time zone": (
+        "[ami]\nsecret='x'\n[pbx]\ntimezone = 'Asia/Semarang'\n",
+        "[pbx] timezone: 'Asia/Semarang' is not an IANA time zone",
+    ),
+    "store url not postgresql": (
+        "[ami]\nsecret='x'\n[store]\nurl = 'mysql://u@h/db'\n",
+        '[store] url: expected a "postgresql://',
+    ),
+    "negative retention": (
+        "[ami]\nsecret='x'\n[store]\nretention_days = -1\n",
+        "[store] retention_days",
+    ),
     "garbage ca_file": (
         "[ami]\nsecret='x'\n[backend]\nca_file = 'pbxbridge.toml'\n",
         "[backend] ca_file: ",
@@ -75,6 +87,27 @@ def test_each_kind_of_bad_config_is_named(tmp_path: Path, kind: str) -> None:
     text, expected = BAD[kind]
     problems = check(tmp_path, text)
     assert any(expected in p for p in problems), problems
+
+
+def test_the_store_url_is_a_secret_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    url = f"postgresql://pbxbridge:{SECRET}@db.example/pbxbridge"
+    (tmp_path / "store-url").write_text(url + "\n")
+    path = tmp_path / "pbxbridge.toml"
+    path.write_text("[ami]\nsecret='x'\n[store]\nurl_file = 'store-url'\n")
+    cfg = config.load(path, env={})
+    assert cfg.store.url == url and SECRET not in repr(cfg)
+    from_env = config.load(path, env={config.ENV_STORE_URL: "postgresql:///other"})
+    assert from_env.store.url == "postgresql:///other"
+    (tmp_path / "store-url").write_text("mysql://u:" + SECRET + "@h/db\n")
+    problems = check(tmp_path, path.read_text())
+    assert problems == ['[store] url: expected a "postgresql://user@host/database" URL']
+
+
+def test_the_center_time_zone_defaults_to_the_hosts(tmp_path: Path) -> None:
+    cfg = config.load(EXAMPLE, env={config.ENV_AMI_SECRET: SECRET})
+    assert cfg.pbx.timezone == config.host_timezone()
+    assert cfg.pbx.zone.key == cfg.pbx.timezone
+    assert check(tmp_path, "[ami]\nsecret='x'\n[pbx]\ntimezone = 'Asia/Jakarta'\n") == []
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
