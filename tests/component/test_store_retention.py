@@ -49,7 +49,7 @@ async def test_old_rows_go_in_batches_with_writes_between(tmp_path: Path) -> Non
 
 
 async def test_a_row_not_yet_in_the_regional_store_is_kept(tmp_path: Path) -> None:
-    rows, _, calls = aged(400, 20, seed=4)
+    rows, _, _ = aged(400, 20, seed=4)
     async with Outbox(tmp_path / "outbox.sqlite3") as outbox:
         await outbox.submit([], rows)
         copied = (await outbox.unreplicated(100))[:5]
