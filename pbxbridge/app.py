@@ -21,6 +21,7 @@ from aiohttp import web
 from pbxbridge import access, ami, callback_api, http, store_api, systemd
 from pbxbridge import callbacks as cb
 from pbxbridge import config as cfg
+from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.ami_translate import Translator
 from pbxbridge.callback_store import CallbackStore
@@ -58,6 +59,8 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
                 Outbox(config.outbox.path, retention_seconds=config.outbox.retention_hours * 3600)
             )
             open_calls = await outbox.open_calls()
+            instance = socket.gethostname()
+            crashed_at = await outbox.unended_session(instance)
         except (OutboxError, SchemaError, OSError) as exc:
             log.error("state_unavailable", path=config.outbox.path, error=str(exc))
             return 1
@@ -70,6 +73,10 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         # Calls announced before a restart: held as of their last announced state
         # until the first snapshot says what Asterisk has now.
         tracker.restore(call.record for call in open_calls)
+        if crashed_at is not None:
+            # The last run never closed its AMI session: the store's sessions say from
+            # when (its last heartbeat) nobody watched, through the one path.
+            queue.put_nowait(ev.AmiDisconnected(crashed_at, "pbxbridge stopped unexpectedly"))
         e = config.emergency
         metrics = Metrics(
             service=e.service,
@@ -91,7 +98,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
 
         outbox_sink = OutboxSink(
             outbox,
-            instance=socket.gethostname(),
+            instance=instance,
             store_retention_seconds=config.store.retention_seconds,
             replicated_only=replica is not None,
             on_durable=durable,

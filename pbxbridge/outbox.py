@@ -236,6 +236,9 @@ class Outbox:
     async def mark_replicated(self, rows: Sequence[StoreRow]) -> None:
         await self._run(self.db.mark_replicated, rows)
 
+    async def unended_session(self, instance: str) -> float | None:
+        return await self._run(self.db.unended_session, instance)
+
     async def unreplicated_count(self) -> int:
         return await self._run(self.db.unreplicated_count)
 

@@ -295,6 +295,21 @@ class OutboxDB:
                             (r.instance, r.at, r.up),
                         )
 
+    def unended_session(self, instance: str) -> float | None:
+        """When ``instance`` was last alive, if its last AMI session never ended (a kill,
+        a crash, a power cut): the start of a time nobody watched from here."""
+        alive = self.conn.execute(
+            "SELECT alive_at FROM instances WHERE instance = ?", (instance,)
+        ).fetchone()
+        last = self.conn.execute(
+            "SELECT at, up FROM ami_sessions WHERE instance = ? ORDER BY at DESC, up LIMIT 1",
+            (instance,),
+        ).fetchone()
+        if last is None or not last[1]:
+            return None
+        # Before its first heartbeat, the session's start is the last sign of life.
+        return max(float(alive[0]) if alive is not None else 0.0, float(last[0]))
+
     def unreplicated_count(self) -> int:
         return sum(
             self.conn.execute(f"SELECT COUNT(*) FROM {t} WHERE replicated = 0").fetchone()[0]

@@ -22,7 +22,7 @@ from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json
 from pbxbridge.members import RINGING_EVENTS, MemberBoard
-from pbxbridge.records import MemberChanged
+from pbxbridge.records import Heartbeat, MemberChanged
 
 log = structlog.get_logger("pbxbridge.pipeline")
 
@@ -118,6 +118,7 @@ class Pipeline:
             match item:
                 case Tick(at=at):
                     decided = self.tracker.expire(at)
+                    return [*decided, *self.book.apply(decided), Heartbeat(at)]
                 case Claim(who=who, at=at):
                     return [self.book.claim(who, at)]
                 case ev.MemberStatus():
@@ -209,5 +210,5 @@ def _log(effect: Effect) -> None:
             )
         case MemberChanged(queue=queue, member=member, state=state, reason=reason):
             log.debug("member_changed", queue=queue, member=member, state=state, reason=reason)
-        case tr.RingNoAnswer() | tr.CallbackResult():
+        case tr.RingNoAnswer() | tr.CallbackResult() | Heartbeat():
             pass

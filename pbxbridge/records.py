@@ -151,6 +151,14 @@ class MemberChanged:
     reason: str = ""
 
 
+@value
+class Heartbeat:
+    """The pipeline is alive (each housekeeping tick). The store keeps the last one, so
+    that after a crash the time pbxbridge stopped watching is known (within a tick)."""
+
+    at: float
+
+
 Effect = (
     CallOffered
     | CallAnswered
@@ -162,4 +170,5 @@ Effect = (
     | SessionChanged
     | Resynced
     | MemberChanged
+    | Heartbeat
 )

@@ -7,7 +7,8 @@ a call, two pbxbridge instances watching one PBX, a replica catching up) is kept
   orders a call's events by Asterisk's time, then by how far the call had got, so a
   late or repeated older event never overwrites a newer state;
 - a call taker's change of state in a queue (members.STATES), keyed by its time;
-- an AMI session going up or down, per pbxbridge instance, keyed by its time.
+- an AMI session going up or down, per pbxbridge instance, keyed by its time;
+- (local only) each instance's last heartbeat.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pbxbridge import incidents as inc
-from pbxbridge.records import MemberChanged, SessionChanged
+from pbxbridge.records import Heartbeat, MemberChanged, SessionChanged
 from pbxbridge.values import value
 
 # How far a call had got: at the same instant, an end outranks an answer or an update.
@@ -54,7 +55,15 @@ class AmiRow:
     detail: str
 
 
-Row = CallRow | AgentRow | AmiRow
+@value
+class AliveRow:
+    """This instance's last heartbeat (local only: what a restart reads)."""
+
+    instance: str
+    at: float
+
+
+Row = CallRow | AgentRow | AmiRow | AliveRow
 
 
 def version(occurred_at: float, type_: str) -> int:
@@ -90,4 +99,6 @@ def rows_of(
             rows.append(AgentRow(e.at, e.queue, e.member, e.state, e.reason))
         elif isinstance(e, SessionChanged):
             rows.append(AmiRow(instance, e.at, e.up, e.detail))
+        elif isinstance(e, Heartbeat):
+            rows.append(AliveRow(instance, e.at))
     return rows

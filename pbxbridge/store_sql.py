@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pbxbridge.store_rows import AgentRow, AmiRow, CallRow, Row
+from pbxbridge.store_rows import AgentRow, AliveRow, AmiRow, CallRow, Row
 
 CALL_COLUMNS = (
     "call_id",
@@ -67,6 +67,10 @@ def ddl(dialect: str, *, local: bool) -> list[str]:
         "CREATE INDEX IF NOT EXISTS ami_sessions_at ON ami_sessions (at)",
     ]
     if local:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS instances (instance TEXT PRIMARY KEY,"
+            f" alive_at {t['time']} NOT NULL)"
+        )
         statements += [
             f"CREATE INDEX IF NOT EXISTS {table}_unreplicated ON {table} (replicated)"
             f" WHERE replicated = 0"
@@ -111,15 +115,23 @@ class Writes:
         self.call = placeholders(_upsert_call(local), dialect)
         self.agent = placeholders(_insert("agent_events", AGENT_COLUMNS), dialect)
         self.ami = placeholders(_insert("ami_sessions", AMI_COLUMNS), dialect)
+        self.alive = (
+            "INSERT INTO instances (instance, alive_at) VALUES (?, ?) ON CONFLICT (instance)"
+            " DO UPDATE SET alive_at = excluded.alive_at WHERE excluded.alive_at > alive_at"
+            if local
+            else None
+        )
 
     def grouped(self, rows: Sequence[Row]) -> list[tuple[str, list[tuple[Any, ...]]]]:
         """(statement, parameter rows) in the rows' order per kind, for executemany."""
         calls = [call_params(r) for r in rows if isinstance(r, CallRow)]
         agents = [agent_params(r) for r in rows if isinstance(r, AgentRow)]
         amis = [ami_params(r) for r in rows if isinstance(r, AmiRow)]
-        return [
-            (sql, p) for sql, p in ((self.call, calls), (self.agent, agents), (self.ami, amis)) if p
-        ]
+        every = [(self.call, calls), (self.agent, agents), (self.ami, amis)]
+        if self.alive is not None:
+            alive = [(r.instance, r.at) for r in rows if isinstance(r, AliveRow)]
+            every.append((self.alive, alive))
+        return [(sql, params) for sql, params in every if params]
 
 
 def call_params(r: CallRow) -> tuple[Any, ...]:

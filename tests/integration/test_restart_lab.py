@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,14 @@ async def test_restart_decides_every_open_call_from_asterisks_present(
     for call in calls.values():  # exactly one call.ended each, never a second verdict
         ends = [r for r in ended(backend) if r.doc["call"]["call_id"] == f"lab:{call.linkedid}"]
         assert len({r.key for r in ends}) == 1
+
+    # The store's AMI sessions show the gap: the killed run never said it stopped; the
+    # restart writes its end at the last sign of life, before the kill.
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as conn:
+        sessions = conn.execute("SELECT at, up, detail FROM ami_sessions ORDER BY at").fetchall()
+    (up1, _, _), (down_at, down, why), (up2, up_again, _) = sessions[:3]
+    assert (down, up_again, why) == (0, 1, "pbxbridge stopped unexpectedly")
+    assert up1 <= down_at <= killed_at < up2
 
 
 def ended(backend: Backend) -> list[Received]:

@@ -13,6 +13,7 @@ from pbxbridge import events as ev
 from pbxbridge import tracker as tr
 from pbxbridge.metrics import Metrics
 from pbxbridge.pipeline import Claim, Effect, Pipeline, Tick
+from pbxbridge.records import Heartbeat
 from tests.support import settings
 
 
@@ -63,7 +64,8 @@ def test_a_stuck_call_closed_by_the_tick_takes_the_same_path() -> None:
     tracker.restore([restored("L1", "0812000111")])
     recorder = Recorder()
     Pipeline(tracker, book=cb.CallbackBook(), sinks=[recorder]).handle(Tick(500))
-    assert [type(e) for e in recorder.effects] == [tr.Anomaly, tr.CallEnded, cb.Queued]
+    kinds = [tr.Anomaly, tr.CallEnded, cb.Queued, Heartbeat]  # the tick: alive
+    assert [type(e) for e in recorder.effects] == kinds
 
 
 async def test_a_claim_is_decided_by_the_pipeline_and_reaches_the_sinks() -> None:
