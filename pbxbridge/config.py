@@ -272,7 +272,6 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
         section="ami",
         problems=problems,
     )
-    ami.pop("secret_file", None)
     ami["secret"] = secret
     if not secret and not any(p.startswith("[ami] secret") for p in problems):
         problems.append(f"[ami] secret: missing (set secret, secret_file or ${ENV_AMI_SECRET})")
@@ -315,11 +314,9 @@ def _backend(
     body: dict[str, Any], env: Mapping[str, str], base: Path, problems: list[str]
 ) -> BackendConfig:
     for key, env_name in (("token", ENV_BACKEND_TOKEN), ("signing_secret", ENV_SIGNING_SECRET)):
-        value = _secret(
+        body[key] = _secret(
             body, key, from_env=env.get(env_name), base=base, section="backend", problems=problems
         )
-        body.pop(f"{key}_file", None)
-        body[key] = value
     if "ca_file" in body:
         path = base / body["ca_file"]
         try:
@@ -338,11 +335,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 def _api(
     body: dict[str, Any], env: Mapping[str, str], base: Path, problems: list[str]
 ) -> ApiConfig:
-    token = _secret(
+    body["token"] = _secret(
         body, "token", from_env=env.get(ENV_API_TOKEN), base=base, section="api", problems=problems
     )
-    body.pop("token_file", None)
-    body["token"] = token
     if "socket" in body:
         body["socket"] = str(base / body["socket"])
     else:
@@ -359,7 +354,6 @@ def _store(
     url = _secret(
         body, "url", from_env=env.get(ENV_STORE_URL), base=base, section="store", problems=problems
     )
-    body.pop("url_file", None)
     if url and (why := checks.postgresql_url(url)) is not None:
         problems.append(f"[store] url: {why}")
     body["url"] = url or None
@@ -386,18 +380,18 @@ def _secret(
 ) -> str:
     """A secret from the file itself, the environment, or ``<key>_file`` (in that order:
     the environment overrides the file so an operator can check a config whose file only
-    the service can read).
+    the service can read). ``<key>_file`` leaves ``body``: the caller sets ``<key>``.
 
     Errors name the key and the file path, never the secret.
     """
-    if key in body and f"{key}_file" in body:
+    file_name = body.pop(f"{key}_file", None)
+    if key in body and file_name is not None:
         problems.append(f"[{section}] {key}: set either {key} or {key}_file, not both")
         return ""
     if key in body:
         return str(body[key])
     if from_env:
         return from_env
-    file_name = body.get(f"{key}_file")
     if file_name:
         path = base / file_name
         try:

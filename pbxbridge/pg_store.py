@@ -10,27 +10,19 @@ instances starting together migrate once) and a newer schema is refused untouche
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from pbxbridge import store_sql
-from pbxbridge.local_schema import SchemaError
+from pbxbridge.local_schema import Migration, SchemaError
 from pbxbridge.store_rows import Row
 from pbxbridge.store_sql import StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 5
 STATEMENT_TIMEOUT_MS = 30_000
 _LOCK = 0x706278  # pg_advisory_xact_lock key: "pbx"
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    what: str
-    statements: Sequence[str]
 
 
 MIGRATIONS: Sequence[Migration] = (
