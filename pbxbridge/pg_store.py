@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -36,13 +36,21 @@ LATEST = MIGRATIONS[-1].version
 
 
 def redacted(url: str) -> str:
-    """The url without its password, for logs and errors."""
+    """The url without its password (in the authority or a ``password=`` parameter),
+    for logs and errors."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{parts.username}:***@{host}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else (f"{k}={v}" if v or "=" in pair else k)
+        for pair in parts.query.split("&")
+        if pair
+        for k, _, v in [pair.partition("=")]
+    )
+    # urlunsplit would drop an empty authority ("postgresql:///db" is a valid url).
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:

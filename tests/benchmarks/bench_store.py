@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pbxbridge import callbacks as cb
 from pbxbridge import incidents as inc
 from pbxbridge import local_schema, pg_store, store_api, store_query, store_sql
 from pbxbridge.outbox import Outbox
@@ -85,7 +86,7 @@ LAST_DAY = date(2025, 12, 31)
 INSTANCE = "bench"
 PBX = "pbx1"
 # Bump when the generator changes: cached files are keyed by it.
-GENERATOR = 1
+GENERATOR = 2
 
 MONTH = {"from": "2023-07-01", "to": "2023-07-31"}
 # Two filters each. The first is the judged question of the issue; with records as the
@@ -134,6 +135,8 @@ MOBILE = (
     *("11", "12", "13", "21", "22", "23", "52", "53", "55", "56", "57"),
     *("58", "77", "78", "81", "82", "83", "95", "96", "97", "98"),
 )  # fmt: skip
+CALLBACK_RESULTS = ("answered", "recalled", "no_answer", "busy", "failed")
+CALLBACK_SHARES = (55.0, 15.0, 20.0, 7.0, 3.0)
 FREQUENT = 3_000  # numbers that call again and again (Zipf-like)
 
 
@@ -162,6 +165,7 @@ class Calls:
         self.stage_cum = _cum(STAGE_SHARES)
         self.category_cum = _cum(CATEGORY_SHARES)
         self.agency_cum = _cum(AGENCY_SHARES)
+        self.callback_cum = _cum(CALLBACK_SHARES)
         self.hour_cum = _cum(HOURLY)
         self.n = 0
 
@@ -302,6 +306,32 @@ def ended(rec: CallRecord) -> inc.Incident:
     return inc.incident(rec, inc.ENDED, rec.ended_at)
 
 
+def last_incident(gen: Calls, rec: CallRecord) -> inc.Incident:
+    """The call's newest incident, the one its store row holds: call.ended, or for most
+    calls not answered the call.updated of their callback leaving the list."""
+    rng = gen.rng
+    if rec.outcome == "answered" or not rec.caller_number or rng.random() < 0.2:
+        return ended(rec)
+    assert rec.ended_at is not None and rec.outcome is not None
+    first = round(rec.ended_at + rng.uniform(30, 900), 6)
+    attempts = 1 + (rng.random() < 0.3) + (rng.random() < 0.1)
+    entry = cb.Callback(
+        call_id=rec.call_id,
+        service=rec.service,
+        number=rec.caller_number,
+        abandoned_at=rec.ended_at,
+        outcome=rec.outcome,
+        attempts=attempts,
+        first_attempt_at=first,
+        closed_at=round(first + (attempts - 1) * rng.uniform(120, 600) + 20, 6),
+        result=_pick(rng, CALLBACK_RESULTS, gen.callback_cum),
+        record=rec,
+    )
+    i = inc.from_effect(cb.Closed(entry))
+    assert i is not None
+    return i
+
+
 def offered(rec: CallRecord) -> CallRecord:
     """The record as call.offered carried it."""
     return CallRecord(
@@ -322,17 +352,26 @@ def _digest(*parts: object) -> str:
 
 
 def schema_key() -> str:
-    return _digest([m.statements for m in local_schema.MIGRATIONS], store_sql.CALL_COLUMNS)
+    """The statements that make the ``calls`` table and its indexes (a change to another
+    table does not make the cached store stale)."""
+    calls = [
+        s for m in local_schema.MIGRATIONS for s in m.statements if " calls " in s or " calls(" in s
+    ]
+    return _digest(calls, store_sql.CALL_COLUMNS)
 
 
-def cached(path: Path, build: Callable[[Path], None]) -> tuple[Path, float | None]:
+def cached(path: Path, stale: str, build: Callable[[Path], None]) -> tuple[Path, float | None]:
     """``path`` built once (to a temporary name, renamed when complete); the build's
-    seconds, or None when it was there already."""
+    seconds, or None when it was there already. Files matching ``stale`` (the same
+    calls made by another generator or schema) are removed first."""
     if path.exists():
         return path, None
+    for old in path.parent.glob(stale):
+        print(f"  removing the stale {old}")
+        old.unlink()
     part = path.with_name(path.name + ".part")
-    for stale in (part, *(part.with_name(part.name + s) for s in ("-wal", "-shm"))):
-        stale.unlink(missing_ok=True)
+    for leftover in (part, *(part.with_name(part.name + s) for s in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
     start = time.perf_counter()
     build(part)
     seconds = time.perf_counter() - start
@@ -355,8 +394,9 @@ def build_store(path: Path, calls: int, seed: int) -> None:
         conn.execute("COMMIT")
         batch.clear()
 
-    for rec in Calls(seed).records(calls):
-        batch.append(store_sql.call_params(call_row(ended(rec))))
+    gen = Calls(seed)
+    for rec in gen.records(calls):
+        batch.append(store_sql.call_params(call_row(last_incident(gen, rec))))
         if len(batch) >= BUILD_BATCH:
             flush()
             done += BUILD_BATCH
@@ -374,7 +414,8 @@ def store_file(args: argparse.Namespace, rows: list[Row]) -> Path:
     name = f"pbxbridge-bench-store-{args.calls}-s{args.seed}-g{GENERATOR}-{schema_key()}.sqlite3"
     path = Path(args.cache_dir) / name
     print(f"\n[1] build: {args.calls:,} calls in {path}")
-    path, seconds = cached(path, lambda p: build_store(p, args.calls, args.seed))
+    stale = f"pbxbridge-bench-store-{args.calls}-s{args.seed}-*"
+    path, seconds = cached(path, stale, lambda p: build_store(p, args.calls, args.seed))
     size = path.stat().st_size / 2**20
     if seconds is None:
         print(f"  cached ({size:,.0f} MiB)")
@@ -824,7 +865,8 @@ def part_migrate(args: argparse.Namespace, rows: list[Row]) -> None:
     name = f"pbxbridge-bench-v1-{n}-s{args.seed}-g{GENERATOR}-{key}.sqlite3"
     src = Path(args.cache_dir) / name
     print(f"\n[5] migrate: a version-1 outbox of {n:,} calls ({2 * n:,} events) to version 2")
-    src, seconds = cached(src, lambda p: build_v1(p, n, args.seed))
+    stale = f"pbxbridge-bench-v1-{n}-s{args.seed}-*"
+    src, seconds = cached(src, stale, lambda p: build_v1(p, n, args.seed))
     size = src.stat().st_size / 2**20
     print(
         f"  {src}: {'cached' if seconds is None else f'built in {seconds:.1f} s'}, {size:,.0f} MiB"
@@ -876,8 +918,9 @@ def part_pg(args: argparse.Namespace, rows: list[Row]) -> None:
         start = time.perf_counter()
         with contextlib.closing(pg_store.connect_writer(url)) as conn:
             batch: list[StoreRow] = []
-            for rec in Calls(args.seed).records(n):
-                batch.append(call_row(ended(rec)))
+            gen = Calls(args.seed)
+            for rec in gen.records(n):
+                batch.append(call_row(last_incident(gen, rec)))
                 if len(batch) >= 5000:
                     pg_store.write(conn, batch)
                     batch.clear()
