@@ -176,9 +176,13 @@ def calls_sql(page: Page) -> tuple[str, list[Any]]:
     q = page.query
     where: list[str] = []
     args: list[Any] = []
-    if q.period.start is not None:
+    # One lower bound only, the tighter: SQLite starts its index range at one of them.
+    lower = q.period.start
+    if page.after is not None:
+        lower = page.after[0] if lower is None else max(lower, page.after[0])
+    if lower is not None:
         where.append("offered_at >= ?")
-        args.append(q.period.start)
+        args.append(lower)
     if q.period.end is not None:
         where.append("offered_at < ?")
         args.append(q.period.end)
@@ -197,7 +201,9 @@ def calls_sql(page: Page) -> tuple[str, list[Any]]:
         where.append("agencies LIKE ? ESCAPE '\\'")
         args.append(_like(q.agency))
     if page.after is not None:
-        where.append("(offered_at, call_id) > (?, ?)")
+        # Spelled out, not as the row value (offered_at, call_id) > (?, ?): SQLite 3.40
+        # does not start its index range there, and each page would scan the ones before.
+        where.append("(offered_at > ? OR call_id > ?)")
         args += list(page.after)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT doc, offered_at, call_id FROM calls{clause} ORDER BY offered_at, call_id LIMIT ?"
