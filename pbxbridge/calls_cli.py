@@ -55,11 +55,13 @@ def run(args: argparse.Namespace, cfg: config.Config, out: TextIO = sys.stdout) 
             if args.calls_command == "list":
                 _table(reader.calls(page), tz, out)
             elif args.format == "csv":
-                for line in store_query.csv_lines(_every(reader, page), tz, header=True):
-                    out.write(line)
+                rows = store_query.CsvRows(tz)
+                out.write(rows.header())
+                for calls in _pages(reader, page):
+                    out.write(rows.page(calls))
             else:
-                for call in _every(reader, page):
-                    print(json.dumps(call, ensure_ascii=False), file=out)
+                for calls in _pages(reader, page):
+                    out.writelines(json.dumps(c, ensure_ascii=False) + "\n" for c in calls)
     except store_query.QueryError as exc:
         print(f"pbxbridge: --{exc.parameter}: {exc.message}", file=sys.stderr)
         return 2
@@ -69,10 +71,9 @@ def run(args: argparse.Namespace, cfg: config.Config, out: TextIO = sys.stdout) 
     return 0
 
 
-def _every(reader: Reader, page: store_query.Page) -> Iterator[dict[str, Any]]:
+def _pages(reader: Reader, page: store_query.Page) -> Iterator[list[dict[str, Any]]]:
     for rows in reader.pages(store_query.Page(page.query, _PAGE, page.after)):
-        for doc, _, _ in rows:
-            yield json.loads(doc)
+        yield [json.loads(doc) for doc, _, _ in rows]
 
 
 def _table(rows: list[tuple[str, float, str]], tz: ZoneInfo, out: TextIO) -> None:

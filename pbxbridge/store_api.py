@@ -117,11 +117,15 @@ async def _csv(
             )
             await response.prepare(request)
             pages = reader.pages(store_query.Page(page.query, CSV_PAGE, page.after))
-            await response.write("".join(store_query.csv_lines((), tz, header=True)).encode())
-            while (rows := await asyncio.to_thread(next, pages, None)) is not None:
-                docs = (json.loads(d) for d, _, _ in rows)
-                lines = store_query.csv_lines(docs, tz, header=False)
-                await response.write("".join(lines).encode("utf-8"))
+            csv_rows = store_query.CsvRows(tz)
+            await response.write(csv_rows.header().encode())
+
+            def next_page() -> str | None:
+                rows = next(pages, None)
+                return None if rows is None else csv_rows.page(json.loads(d) for d, _, _ in rows)
+
+            while (text := await asyncio.to_thread(next_page)) is not None:
+                await response.write(text.encode("utf-8"))
             await response.write_eof()
             return response
         finally:

@@ -12,13 +12,11 @@ to another question is refused.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -241,39 +239,123 @@ CSV_COLUMNS = (
 _TIMES = ("offered_at", "queued_at", "answered_at", "ended_at")
 
 
+class LocalTimes:
+    """RFC 3339 UTC times as the center's wall clock with its offset
+    (``2026-11-30 19:34:56.123456+07:00``).
+
+    The zone is asked once per UTC hour. An hour that starts and ends with the same
+    whole-hour offset (nearly every hour of nearly every zone) is converted as text:
+    the date and hour come from the cache, minutes and below are the same digits. Any
+    other hour (a clock change inside it, a half-hour zone) goes through datetime. A
+    year's CSV export spent half its time here (tests/benchmarks/bench_store.py).
+    """
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        # UTC "YYYY-MM-DDTHH" -> (local "YYYY-MM-DD HH", "+07:00"), or None: use datetime
+        self._hours: dict[str, tuple[str, str] | None] = {}
+
+    def __call__(self, rfc3339: str | None) -> str:
+        if rfc3339 is None:
+            return ""
+        hour = rfc3339[:13]
+        try:
+            fast = self._hours[hour]
+        except KeyError:
+            fast = self._hours[hour] = self._hour(hour)
+        # incidents.rfc3339's own form: "2026-11-30T12:34:56.123456Z".
+        if fast is not None and len(rfc3339) == 27 and rfc3339[26] == "Z":
+            return f"{fast[0]}{rfc3339[13:26]}{fast[1]}"
+        moment = datetime.fromisoformat(rfc3339).astimezone(self.tz)
+        return moment.isoformat(" ", "microseconds")
+
+    def _hour(self, hour: str) -> tuple[str, str] | None:
+        start = datetime.fromisoformat(hour + ":00:00+00:00")
+        first = start.astimezone(self.tz)
+        last = (start + timedelta(seconds=3599.999999)).astimezone(self.tz)
+        offset = first.utcoffset()
+        if offset is None or offset != last.utcoffset() or offset % timedelta(hours=1):
+            return None
+        text = first.isoformat(" ", "microseconds")  # "2026-11-30 19:00:00.000000+07:00"
+        return text[:13], text[26:]
+
+
 def local_time(rfc3339: str | None, tz: ZoneInfo) -> str:
     """An RFC 3339 UTC time as the center's wall clock, with its offset."""
-    if rfc3339 is None:
-        return ""
-    moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone(tz)
-    return moment.isoformat(sep=" ", timespec="microseconds")
+    return LocalTimes(tz)(rfc3339)
 
 
-def csv_values(call: Mapping[str, Any], tz: ZoneInfo) -> list[str]:
-    """One CSV row of a stored call object: local times, lists joined by "; "."""
-    out: list[str] = []
-    for column in CSV_COLUMNS:
-        if column in _TIMES:
-            out.append(local_time(call[column], tz))
-        elif column == "caller_number":
-            out.append(_inert(call["caller"]["number"]))
-        elif column == "queues":
-            out.append("; ".join(call["queues"]))
-        elif column.startswith("callback_"):
-            callback = call.get("callback") or {}
-            value = callback.get(column.removeprefix("callback_"))
-            out.append("" if value is None else str(value))
-        elif column == "dispatched_to":
-            out.append(
-                "; ".join(f"{d['agency']} {local_time(d['at'], tz)}" for d in call["dispatched_to"])
-            )
-        else:
-            value = call.get(column)
-            if isinstance(value, bool):
-                out.append("true" if value else "false")
-            else:
-                out.append("" if value is None else _inert(str(value)))
-    return out
+_Column = Callable[[Mapping[str, Any]], str]
+# Values from outside pbxbridge (the caller's number is the caller's to choose; member
+# and queue names come from whoever configures Asterisk): made inert for spreadsheets
+# and quoted as CSV needs. Every other value is pbxbridge's own (numbers, times, ids,
+# configured tokens) and holds no comma, quote or line end.
+_FOREIGN = ("queue", "agent")
+
+
+def _field(text: str) -> str:
+    """A foreign value as one CSV field (RFC 4180), never a formula."""
+    text = _inert(text)
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _extractors(local: LocalTimes) -> list[_Column]:
+    """One function per CSV column, in CSV_COLUMNS order."""
+
+    def time_of(key: str) -> _Column:
+        return lambda call: local(call[key])
+
+    def plain(key: str) -> _Column:
+        return lambda call: "" if (v := call.get(key)) is None else str(v)
+
+    def foreign(key: str) -> _Column:
+        return lambda call: "" if (v := call.get(key)) is None else _field(v)
+
+    def flag(key: str) -> _Column:
+        return lambda call: "true" if call.get(key) else "false"
+
+    def callback(key: str) -> _Column:
+        def get(call: Mapping[str, Any]) -> str:
+            value = (call.get("callback") or {}).get(key)
+            return "" if value is None else str(value)
+
+        return get
+
+    special: dict[str, _Column] = {
+        "caller_number": lambda call: _field(call["caller"]["number"]),
+        "queues": lambda call: _field("; ".join(call["queues"])) if call["queues"] else "",
+        "dispatched_to": lambda call: "; ".join(
+            f"{d['agency']} {local(d['at'])}" for d in call["dispatched_to"]
+        ),
+        "offered_at_estimated": flag("offered_at_estimated"),
+        "answered_at_estimated": flag("answered_at_estimated"),
+        "callback_attempts": callback("attempts"),
+        "callback_result": callback("result"),
+    }
+    return [
+        special.get(c)
+        or (time_of(c) if c in _TIMES else foreign(c) if c in _FOREIGN else plain(c))
+        for c in CSV_COLUMNS
+    ]
+
+
+class CsvRows:
+    """Stored call objects as CSV text (RFC 4180, CRLF), a page at a time: local times,
+    lists joined by "; ", nothing a spreadsheet would run. Rows are joined here rather
+    than by the csv module, which spent a third of a year's export checking fields that
+    cannot need quotes (bench_store)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self._columns = _extractors(LocalTimes(tz))
+
+    def header(self) -> str:
+        return ",".join(CSV_COLUMNS) + "\r\n"
+
+    def page(self, calls: Iterable[Mapping[str, Any]]) -> str:
+        columns = self._columns
+        return "".join(",".join([c(call) for c in columns]) + "\r\n" for call in calls)
 
 
 def _inert(text: str) -> str:
@@ -285,17 +367,3 @@ def _inert(text: str) -> str:
     ):
         return "'" + text
     return text
-
-
-def csv_lines(calls: Iterable[Mapping[str, Any]], tz: ZoneInfo, *, header: bool) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    if header:
-        writer.writerow(CSV_COLUMNS)
-    for call in calls:
-        writer.writerow(csv_values(call, tz))
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-    if header and buf.tell():
-        yield buf.getvalue()

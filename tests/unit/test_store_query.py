@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -106,8 +106,8 @@ CALL = {
 
 
 def test_csv_is_local_time_and_nothing_in_it_runs_as_a_formula() -> None:
-    text = "".join(q.csv_lines([CALL, {**CALL, "caller": {"number": "+6281234", "name": ""}}],
-                               JAKARTA, header=True))  # fmt: skip
+    rows = q.CsvRows(JAKARTA)
+    text = rows.header() + rows.page([CALL, {**CALL, "caller": {"number": "+6281234", "name": ""}}])
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["offered_at"] == "2026-11-01 07:00:00.500000+07:00"
     assert rows[0]["queued_at"] == ""
@@ -119,7 +119,8 @@ def test_csv_is_local_time_and_nothing_in_it_runs_as_a_formula() -> None:
 
 
 def test_an_empty_export_is_its_header() -> None:
-    assert "".join(q.csv_lines([], JAKARTA, header=True)) == ",".join(q.CSV_COLUMNS) + "\r\n"
+    rows = q.CsvRows(JAKARTA)
+    assert rows.header() + rows.page([]) == ",".join(q.CSV_COLUMNS) + "\r\n"
 
 
 @pytest.mark.parametrize(
@@ -132,3 +133,34 @@ def test_an_empty_export_is_its_header() -> None:
 )
 def test_a_store_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert redacted(url) == shown
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Jakarta", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]
+)
+def test_local_times_equal_zoneinfos_own_conversion_across_clock_changes(zone: str) -> None:
+    """The per-hour offset cache against datetime.astimezone, every 7 minutes and 13
+    seconds through 2026 (Lord Howe changes its clock by half an hour, at 02:00 local:
+    the middle of a UTC hour)."""
+    tz = ZoneInfo(zone)
+    local = q.LocalTimes(tz)
+    t = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    checked = 0
+    while t < datetime(2027, 1, 1, tzinfo=UTC).timestamp():
+        moment = datetime.fromtimestamp(t, UTC)
+        text = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        assert local(text) == moment.astimezone(tz).isoformat(sep=" ", timespec="microseconds")
+        t += 433.250001
+        checked += 1
+    assert checked > 70_000
+
+
+def test_a_foreign_value_with_commas_quotes_or_line_ends_stays_one_field() -> None:
+    """The csv module reads back what CsvRows writes, field for field."""
+    odd = {**CALL, "agent": 'Taker "Budi", shift 2\r\nnight', "queue": "a,b",
+           "caller": {"number": '0812,"x"', "name": ""}}  # fmt: skip
+    rows = q.CsvRows(JAKARTA)
+    (row,) = list(csv.DictReader(io.StringIO(rows.header() + rows.page([odd]), newline="")))
+    assert row["agent"] == 'Taker "Budi", shift 2\r\nnight'
+    assert row["queue"] == "a,b" and row["caller_number"] == '0812,"x"'
+    assert list(row) == list(q.CSV_COLUMNS)
