@@ -239,6 +239,9 @@ CSV_COLUMNS = (
 _TIMES = ("offered_at", "queued_at", "answered_at", "ended_at")
 
 
+_HOURS_KEPT = 48
+
+
 class LocalTimes:
     """RFC 3339 UTC times as the center's wall clock with its offset
     (``2026-11-30 19:34:56.123456+07:00``).
@@ -262,6 +265,8 @@ class LocalTimes:
         try:
             fast = self._hours[hour]
         except KeyError:
+            if len(self._hours) >= _HOURS_KEPT:  # exports run in time order: memory stays flat
+                self._hours.clear()
             fast = self._hours[hour] = self._hour(hour)
         # incidents.rfc3339's own form: "2026-11-30T12:34:56.123456Z".
         if fast is not None and len(rfc3339) == 27 and rfc3339[26] == "Z":
@@ -335,8 +340,7 @@ def _extractors(local: LocalTimes) -> list[_Column]:
         "callback_result": callback("result"),
     }
     return [
-        special.get(c)
-        or (time_of(c) if c in _TIMES else foreign(c) if c in _FOREIGN else plain(c))
+        special.get(c) or (time_of(c) if c in _TIMES else foreign(c) if c in _FOREIGN else plain(c))
         for c in CSV_COLUMNS
     ]
 
