@@ -43,7 +43,7 @@ _EVENTS = [
 # million calls take seconds (tests/benchmarks/bench_store.py).
 _BACKFILL_CALLS = """
 INSERT INTO calls (call_id, version, offered_at, outcome, abandon_stage, queue, agent,
-                   category, agencies, caller_number, doc)
+                   category, queues, agencies, caller_number, doc)
 SELECT e.call_id,
        CAST(round(e.occurred_at * 1000000) AS INTEGER) * 4
          + CASE e.type WHEN 'call.offered' THEN 0 WHEN 'call.updated' THEN 1
@@ -55,6 +55,8 @@ SELECT e.call_id,
        json_extract(e.body, '$.call.queue'),
        json_extract(e.body, '$.call.agent'),
        json_extract(e.body, '$.call.category'),
+       COALESCE((SELECT ',' || group_concat(q.value, ',') || ','
+                 FROM json_each(e.body, '$.call.queues') q), ''),
        COALESCE((SELECT ',' || group_concat(json_extract(d.value, '$.agency'), ',') || ','
                  FROM json_each(e.body, '$.call.dispatched_to') d), ''),
        json_extract(e.body, '$.call.caller.number'),

@@ -187,7 +187,6 @@ def calls_sql(page: Page) -> tuple[str, list[Any]]:
     for column, value in (
         ("outcome", q.outcome),
         ("abandon_stage", q.stage),
-        ("queue", q.queue),
         ("agent", q.agent),
         ("category", q.category),
         ("caller_number", q.number),
@@ -195,9 +194,12 @@ def calls_sql(page: Page) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
-    if q.agency is not None:
-        where.append("agencies LIKE ? ESCAPE '\\'")
-        args.append(_like(q.agency))
+    # A queue is any queue the call waited in (an abandoned call has no answering
+    # queue); an agency, any the call was handed to.
+    for column, value in (("queues", q.queue), ("agencies", q.agency)):
+        if value is not None:
+            where.append(f"{column} LIKE ? ESCAPE '\\'")
+            args.append(_like(value))
     if page.after is not None:
         # Spelled out, not as the row value (offered_at, call_id) > (?, ?): SQLite 3.40
         # does not start its index range there, and each page would scan the ones before.

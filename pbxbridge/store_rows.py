@@ -33,6 +33,7 @@ class CallRow:
     queue: str | None
     agent: str | None
     category: str | None
+    queues: str  # ",calltakers,backup,": every queue the call waited in
     agencies: str  # ",police,fire,": one LIKE '%,police,%' finds a dispatch
     caller_number: str
     doc: str  # the incident's call object, as JSON text
@@ -74,6 +75,7 @@ def call_row(i: inc.Incident) -> CallRow:
     rec = i.record
     assert rec is not None, "an incident built by incidents.incident carries its record"
     agencies = "".join(f",{a}" for a, _ in rec.dispatched_to)
+    queues = "".join(f",{q}" for q in rec.queues)
     return CallRow(
         call_id=i.call_id,
         version=version(i.occurred_at, i.type),
@@ -83,6 +85,7 @@ def call_row(i: inc.Incident) -> CallRow:
         queue=rec.queue,
         agent=rec.agent,
         category=rec.category,
+        queues=f"{queues}," if queues else "",
         agencies=f"{agencies}," if agencies else "",
         caller_number=rec.caller_number,
         doc=i.call,

@@ -80,7 +80,12 @@ FILTERS: list[tuple[dict[str, str], Callable[[MixedCall], bool]]] = [
     ({}, lambda c: True),
     ({"outcome": "abandoned"}, lambda c: c.record.outcome == "abandoned"),
     ({"stage": "ringing"}, lambda c: c.record.abandon_stage == "ringing"),
-    ({"queue": "backup"}, lambda c: c.record.queue == "backup"),
+    # Any queue the call waited in: an abandoned call has no answering queue.
+    ({"queue": "backup"}, lambda c: "backup" in c.record.queues),
+    (
+        {"outcome": "abandoned", "queue": "calltakers"},
+        lambda c: c.record.outcome == "abandoned" and "calltakers" in c.record.queues,
+    ),
     ({"agent": "Taker 1002"}, lambda c: c.record.agent == "Taker 1002"),
     ({"category": "prank"}, lambda c: c.record.category == "prank"),
     (
@@ -89,8 +94,8 @@ FILTERS: list[tuple[dict[str, str], Callable[[MixedCall], bool]]] = [
     ),
     ({"number": "08120003"}, lambda c: c.record.caller_number == "08120003"),
     (
-        {"outcome": "answered", "queue": "calltakers"},
-        lambda c: c.record.outcome == "answered" and c.record.queue == "calltakers",
+        {"outcome": "answered", "queue": "backup"},
+        lambda c: c.record.outcome == "answered" and "backup" in c.record.queues,
     ),
     (
         {"from": "2026-11-02", "to": "2026-11-02"},

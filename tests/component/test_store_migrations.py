@@ -119,6 +119,7 @@ def expected_calls(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
         call = doc["call"]
         assert call["call_id"] == call_id
         agencies = [d["agency"] for d in call["dispatched_to"]]
+        queues = call["queues"]
         out[call_id] = {
             "version": store_rows.version(occurred_at, type_),
             "offered_at": utc_seconds(call["offered_at"]),
@@ -127,6 +128,7 @@ def expected_calls(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
             "queue": call["queue"],
             "agent": call["agent"],
             "category": call["category"],
+            "queues": f",{','.join(queues)}," if queues else "",
             "agencies": f",{','.join(agencies)}," if agencies else "",
             "caller_number": call["caller"]["number"],
             "doc": call,
@@ -137,7 +139,7 @@ def expected_calls(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
 
 CALL_SELECT = (
     "SELECT call_id, version, offered_at, outcome, abandon_stage, queue, agent, category,"
-    " agencies, caller_number, doc, replicated FROM calls"
+    " queues, agencies, caller_number, doc, replicated FROM calls"
 )
 
 
@@ -539,6 +541,7 @@ def test_pg_migrate_creates_the_store_and_records_its_version(postgres_url: str)
             "queue",
             "agent",
             "category",
+            "queues",
             "agencies",
             "caller_number",
             "doc",

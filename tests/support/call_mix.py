@@ -38,14 +38,17 @@ def call(n: int, rng: random.Random, start: float, pbx: str = "pbx1") -> MixedCa
         caller_name="",
         offered_at=offered_at,
         queued_at=offered_at + 4,
-        queues=("calltakers",),
-        queue="calltakers" if rng.random() < 0.8 else "backup",
+        # One in five overflows to the backup queue; the answering queue is set at the
+        # answer, as the tracker does.
+        queues=("calltakers",) if rng.random() < 0.8 else ("calltakers", "backup"),
     )
     events = [inc.incident(rec, inc.OFFERED, offered_at)]
     fate = rng.choices(["answered", "abandoned", "unanswered", "interrupted"], [70, 20, 5, 5])[0]
     if fate == "answered":
         answered_at = round(offered_at + rng.uniform(3, 40), 6)
-        rec = replace(rec, answered_at=answered_at, agent=rng.choice(AGENTS))
+        rec = replace(
+            rec, answered_at=answered_at, agent=rng.choice(AGENTS), queue=rec.queues[-1]
+        )
         events.append(inc.incident(rec, inc.ANSWERED, answered_at))
         if rng.random() < 0.6:
             at = round(answered_at + 20, 6)
