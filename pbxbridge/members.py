@@ -109,6 +109,7 @@ class MemberBoard:
         """Replace everything with a full QueueStatus list taken at ``at``: a member no
         longer listed has logged out (when, the gap hid)."""
         before = set(self._state)
+        self._ringing.clear()  # the list says what each member does now
         changes = [c for event in events for c in self.update(event)]
         listed = {(e.queue, e.member) for e in events}
         for queue, member in sorted(before - listed):
