@@ -108,6 +108,7 @@ class MemberBoard:
     def resync(self, at: float, events: Iterable[ev.MemberStatus]) -> list[MemberChanged]:
         """Replace everything with a full QueueStatus list taken at ``at``: a member no
         longer listed has logged out (when, the gap hid)."""
+        events = list(events)
         before = set(self._state)
         self._ringing.clear()  # the list says what each member does now
         changes = [c for event in events for c in self.update(event)]
