@@ -46,9 +46,7 @@ def call(n: int, rng: random.Random, start: float, pbx: str = "pbx1") -> MixedCa
     fate = rng.choices(["answered", "abandoned", "unanswered", "interrupted"], [70, 20, 5, 5])[0]
     if fate == "answered":
         answered_at = round(offered_at + rng.uniform(3, 40), 6)
-        rec = replace(
-            rec, answered_at=answered_at, agent=rng.choice(AGENTS), queue=rec.queues[-1]
-        )
+        rec = replace(rec, answered_at=answered_at, agent=rng.choice(AGENTS), queue=rec.queues[-1])
         events.append(inc.incident(rec, inc.ANSWERED, answered_at))
         if rng.random() < 0.6:
             at = round(answered_at + 20, 6)
