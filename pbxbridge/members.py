@@ -57,6 +57,7 @@ _State = tuple[str, str]  # (state, pause reason)
 # miss the ringing (a Local-channel member is "in use" from the first ring, a phone
 # behind a PBX may report nothing).
 RINGING_EVENTS = (ev.AgentRinging, ev.AgentAnswered, ev.AgentNoAnswer, ev.ChannelHungUp)
+RingingEvent = ev.AgentRinging | ev.AgentAnswered | ev.AgentNoAnswer | ev.ChannelHungUp
 
 
 class MemberBoard:
@@ -82,22 +83,24 @@ class MemberBoard:
         state = member_state(event.status, event.paused)
         return self._set(event.at, key, (state, event.reason if state == "paused" else ""))
 
-    def observe(self, event: ev.Event) -> list[MemberChanged]:
+    def observe(self, event: RingingEvent) -> list[MemberChanged]:
         """A member rung (AgentCalled), answering, not answering, or its ringing channel
-        gone (the caller gave up): one of RINGING_EVENTS."""
-        match event:
-            case ev.AgentRinging(at=at, queue=queue, agent=agent, agent_uniqueid=leg):
-                key = (queue, agent)
-                self._ringing[leg] = (key, self._state.get(key, ("available", "")))
-                return self._set(at, key, ("ringing", ""))
-            case ev.AgentAnswered(at=at, agent_uniqueid=leg) if leg in self._ringing:
-                key, _ = self._ringing.pop(leg)
-                return self._set(at, key, ("in_call", ""))
-            case ev.AgentNoAnswer(at=at, agent_uniqueid=leg) if leg in self._ringing:
-                return self._rang(at, leg)
-            case ev.ChannelHungUp(at=at, ref=ref) if ref.uniqueid in self._ringing:
-                return self._rang(at, ref.uniqueid)
-        return []
+        gone (the caller gave up). Hang-ups are most of these and nearly never end a
+        ring: they are looked at first."""
+        if isinstance(event, ev.ChannelHungUp):
+            leg = event.ref.uniqueid
+            return self._rang(event.at, leg) if leg in self._ringing else []
+        if isinstance(event, ev.AgentRinging):
+            key = (event.queue, event.agent)
+            self._ringing[event.agent_uniqueid] = (key, self._state.get(key, ("available", "")))
+            return self._set(event.at, key, ("ringing", ""))
+        leg = event.agent_uniqueid
+        if leg not in self._ringing:
+            return []
+        if isinstance(event, ev.AgentAnswered):
+            key, _ = self._ringing.pop(leg)
+            return self._set(event.at, key, ("in_call", ""))
+        return self._rang(event.at, leg)  # AgentNoAnswer
 
     def _rang(self, at: float, leg: str) -> list[MemberChanged]:
         key, before = self._ringing.pop(leg)

@@ -41,6 +41,7 @@ from pbxbridge.collectors import (
 from pbxbridge.delivery import DeliveryStats
 from pbxbridge.http_limits import ConnectionStats
 from pbxbridge.pipeline import Effect, PipelineStats
+from pbxbridge.records import MemberChanged
 from pbxbridge.store_policy import StoreHealth
 from pbxbridge.store_replica import ReplicaStats
 
@@ -225,6 +226,8 @@ class Metrics:
 
     def apply(self, effects: Sequence[Effect]) -> None:
         for effect in effects:
+            if type(effect) is MemberChanged:
+                continue  # the members' gauges are read from the board at scrape time
             match effect:
                 case tr.CallOffered(record=rec):
                     self.offered.labels(rec.service).inc()

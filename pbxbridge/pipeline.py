@@ -112,8 +112,12 @@ class Pipeline:
         # tuple, not a class pattern per kind of item (+5% messages/s in the replay).
         if not isinstance(item, _NOT_FOR_THE_TRACKER):
             decided = self.tracker.handle(item)
-            if type(item) in _FOR_THE_BOARD_TOO and (changes := self.members.observe(item)):
-                return [*decided, *changes, *self.book.apply(decided)]
+            if type(item) in _FOR_THE_BOARD_TOO:
+                changes = self.members.observe(item)  # type: ignore[arg-type]  # a RingingEvent
+                if changes:
+                    return (
+                        [*decided, *self.book.apply(decided), *changes] if decided else [*changes]
+                    )
         else:
             match item:
                 case Tick(at=at):
@@ -122,10 +126,10 @@ class Pipeline:
                 case Claim(who=who, at=at):
                     return [self.book.claim(who, at)]
                 case ev.MemberStatus():
-                    return list(self.members.update(item))
+                    return [*self.members.update(item)]
                 case ev.MembersListed(at=at, members=members):
                     # The full member list after a login replaces whatever the gap hid.
-                    return list(self.members.resync(at, members))
+                    return [*self.members.resync(at, members)]
         if not decided:
             return []
         return [*decided, *self.book.apply(decided)]
@@ -139,6 +143,8 @@ class Pipeline:
 
 
 def _log(effect: Effect) -> None:
+    if type(effect) is MemberChanged:
+        return  # the call takers' every ring and answer: kept in the store, not logged
     match effect:
         case tr.CallOffered(record=rec):
             log.info(
@@ -208,7 +214,5 @@ def _log(effect: Effect) -> None:
                 result=entry.result,
                 attempts=entry.attempts,
             )
-        case MemberChanged(queue=queue, member=member, state=state, reason=reason):
-            log.debug("member_changed", queue=queue, member=member, state=state, reason=reason)
         case tr.RingNoAnswer() | tr.CallbackResult() | Heartbeat():
             pass
