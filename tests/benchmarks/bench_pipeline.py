@@ -52,6 +52,7 @@ from pbxbridge.outbox import Outbox
 from pbxbridge.outbox_sink import OutboxSink
 from pbxbridge.pipeline import Item, Pipeline
 from tests.benchmarks.bench_ami_parser import run_panoramisk, run_split
+from tests.benchmarks.verdicts import Row, print_table
 from tests.support import settings
 from tests.support.backend import Backend, serve
 
@@ -773,25 +774,6 @@ def part_delivery(rows: list[Row], seconds: float, burst: int) -> None:
 
 
 # -- the table -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    what: str
-    result: str
-    target: str
-    ok: bool | None
-
-
-def print_table(rows: list[Row]) -> None:
-    print()
-    w = max(len(r.what) for r in rows)
-    v = max(len(r.result) for r in rows)
-    t = max(len(r.target) for r in rows)
-    print(f"{'what':<{w}}  {'result':<{v}}  {'target':<{t}}  verdict")
-    for r in rows:
-        verdict = "" if r.ok is None else ("PASS" if r.ok else "MISS")
-        print(f"{r.what:<{w}}  {r.result:<{v}}  {r.target:<{t}}  {verdict}")
 
 
 @contextlib.contextmanager

@@ -54,7 +54,6 @@ import argparse
 import asyncio
 import bisect
 import contextlib
-import dataclasses
 import gc
 import hashlib
 import json
@@ -85,6 +84,7 @@ from pbxbridge.records import CallRecord
 from pbxbridge.store_read import Target, open_reader
 from pbxbridge.store_rows import Row as StoreRow
 from pbxbridge.store_rows import call_row, rows_of
+from tests.benchmarks.verdicts import Row, print_table
 
 TZ = ZoneInfo("Asia/Jakarta")
 FIRST_DAY = date(2021, 1, 1)
@@ -1050,25 +1050,6 @@ def part_pg(args: argparse.Namespace, rows: list[Row]) -> None:
 # -- the table -------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-    what: str
-    result: str
-    target: str
-    ok: bool | None
-
-
-def print_table(rows: list[Row]) -> None:
-    print()
-    w = max(len(r.what) for r in rows)
-    v = max(len(r.result) for r in rows)
-    t = max(len(r.target) for r in rows)
-    print(f"{'what':<{w}}  {'result':<{v}}  {'budget':<{t}}  verdict")
-    for r in rows:
-        verdict = "" if r.ok is None else ("PASS" if r.ok else "FAIL")
-        print(f"{r.what:<{w}}  {r.result:<{v}}  {r.target:<{t}}  {verdict}")
-
-
 PARTS = ("build", "query", "export", "live", "migrate", "pg")
 
 
@@ -1114,7 +1095,7 @@ def main(argv: list[str]) -> int:
         part_migrate(args, rows)
     if "pg" in args.parts:
         part_pg(args, rows)
-    print_table(rows)
+    print_table(rows, target="budget", missed="FAIL")
     return 0 if all(r.ok is not False for r in rows) else 1
 
 
