@@ -23,10 +23,6 @@ class Target:
     path: str
     url: str | None = None
 
-    @property
-    def dialect(self) -> str:
-        return "sqlite" if self.url is None else "postgresql"
-
 
 class Reader:
     def __init__(self, conn: Any, dialect: str) -> None:

@@ -41,7 +41,6 @@ class ReplicaStats:
     failures: int = 0
     waiting: int = 0  # rows in the local file PostgreSQL has not taken
     copied: int = 0
-    last_copy_at: float | None = None
 
     def health(self) -> StoreHealth:
         return StoreHealth(self.reachable, self.reason, self.failures, 0)
@@ -121,7 +120,6 @@ class Replica:
                 if rows:
                     await self.outbox.mark_replicated(rows)
                     self.stats.copied += len(rows)
-                    self.stats.last_copy_at = time.time()
                     if len(rows) >= BATCH:
                         continue  # a backlog: on at once
                 self._wake.clear()

@@ -113,7 +113,6 @@ class Writes:
     """The store's write statements for one dialect."""
 
     def __init__(self, dialect: str, *, local: bool) -> None:
-        self.dialect = dialect
         self.call = placeholders(_upsert_call(local), dialect)
         self.agent = placeholders(_insert("agent_events", AGENT_COLUMNS), dialect)
         self.ami = placeholders(_insert("ami_sessions", AMI_COLUMNS), dialect)
