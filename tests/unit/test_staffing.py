@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
 import math
+import random
 from fractions import Fraction
 
 import pytest
@@ -66,3 +68,54 @@ def test_an_overloaded_queue_and_bad_input() -> None:
         s.agents_needed(10.0, 180, 15, 1.0)
     with pytest.raises(ValueError):
         s.erlang_b(-1, 1.0)
+
+
+def simulated_level(
+    agents: int, arrivals: float, *, handle: float, patience: float, within: float, n: int
+) -> float:
+    """M/M/N+M by discrete events (seeded): the share of callers answered within
+    ``within`` seconds. FCFS; a caller leaves when their own patience runs out."""
+    rng = random.Random(42)
+    free_at = [0.0] * agents  # when each call taker is next free
+    heapq.heapify(free_at)
+    t, good = 0.0, 0
+    for _ in range(n):
+        t += rng.expovariate(arrivals)
+        gives_up = t + rng.expovariate(patience)
+        start = max(t, free_at[0])
+        if start <= gives_up:  # answered (FCFS: nobody behind overtakes)
+            heapq.heapreplace(free_at, start + rng.expovariate(1 / handle))
+            good += start - t <= within
+    return good / n
+
+
+@pytest.mark.parametrize(("agents", "patience"), [(11, 1 / 120), (12, 1 / 60), (13, 1 / 300)])
+def test_erlang_a_agrees_with_a_simulation(agents: int, patience: float) -> None:
+    arrivals = 100 / 1800
+    model = s.erlang_a_service_level(agents, arrivals, 180, patience, 20)
+    simulated = simulated_level(
+        agents, arrivals, handle=180, patience=patience, within=20, n=200_000
+    )
+    # Queues make successive callers alike: 200,000 of them give about ±0.005.
+    assert model == pytest.approx(simulated, abs=0.01)
+
+
+def test_erlang_a_without_impatience_is_erlang_c() -> None:
+    for n in (11, 12, 14):
+        assert s.erlang_a_service_level(n, 100 / 1800, 180, 1e-9, 20) == pytest.approx(
+            s.service_level(n, LOAD, 180, 20), abs=1e-4
+        )
+
+
+@pytest.mark.parametrize("patience", [1 / 5, 1 / 60, 1 / 300])
+def test_the_fewest_call_takers_with_callers_who_give_up(patience: float) -> None:
+    arrivals = 100 / 1800
+    a = s.agents_needed_a(arrivals, 180, patience, 15, 0.9)
+    assert s.erlang_a_service_level(a, arrivals, 180, patience, 15) >= 0.9
+    assert s.erlang_a_service_level(a - 1, arrivals, 180, patience, 15) < 0.9
+
+
+def test_patience_from_a_periods_calls() -> None:
+    """12 abandons over 600 s of waiting (answered callers' waits included): 1/50 s."""
+    assert s.patience_rate(12, 600.0) == 0.02
+    assert s.patience_rate(0, 0.0) is None
