@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from pbxbridge import config as cfg
 from pbxbridge.outbox_db import OutboxDB
-from tests.lab.asterisk import free_port
 from tests.support.call_mix import mix
-from tests.support.daemon import Daemon
+from tests.support.daemon import Daemon, offline_config
 
 TOKEN = "store-read-token-0123456789"
 CALLS = mix(90, seed=21)
@@ -38,24 +38,8 @@ def api() -> Iterator[tuple[str, Path]]:
         [i for c in CALLS for i in c.incidents], time.time(), [r for c in CALLS for r in c.rows]
     )
     db.close()
-    listen = f"127.0.0.1:{free_port()}"
-    config = place / "pbxbridge.toml"
-    config.write_text(
-        f"""[pbx]
-timezone = "Asia/Jakarta"
-[ami]
-port = {free_port()}
-secret = "not-used"
-[metrics]
-listen = "{listen}"
-[outbox]
-path = "{place / "outbox.sqlite3"}"
-[api]
-socket = "{place / "api.sock"}"
-socket_group = "root"
-token = "{TOKEN}"
-"""
-    )
+    config = offline_config(place, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
+    listen = cfg.load(config).metrics.listen
     d = Daemon(config).start()
     try:
         d.wait_for(lambda x: x.get("event") == "http_listening")

@@ -35,9 +35,27 @@ def write_config(lab: Lab, directory: Path, **sections: dict[str, Any]) -> Path:
         # The lab's Asterisk runs as root: its AGI scripts connect as root.
         "api": {"socket": str(lab.api_socket), "socket_group": "root"},
     }
+    (directory / "ami-secret").write_text(lab.settings.pbxbridge_secret + "\n")
+    return _write(directory, base, sections)
+
+
+def offline_config(directory: Path, **sections: dict[str, Any]) -> Path:
+    """A pbxbridge.toml with nothing listening on its AMI port: for what the daemon
+    serves and keeps whether or not Asterisk is up."""
+    base: dict[str, dict[str, Any]] = {
+        "ami": {"port": free_port(), "secret": "not-used"},
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},
+        "outbox": {"path": str(directory / "outbox.sqlite3")},
+        "api": {"socket": str(directory / "api.sock"), "socket_group": "root"},
+    }
+    return _write(directory, base, sections)
+
+
+def _write(
+    directory: Path, base: dict[str, dict[str, Any]], sections: dict[str, dict[str, Any]]
+) -> Path:
     for name, body in sections.items():
         base.setdefault(name, {}).update(body)
-    (directory / "ami-secret").write_text(lab.settings.pbxbridge_secret + "\n")
     lines: list[str] = []
     for name, body in base.items():
         lines.append(f"[{name}]")
