@@ -61,7 +61,7 @@ def member_spans(changes: Iterable[AgentRow], period: Period) -> list[MemberSpan
     return sorted(out, key=lambda m: (m.span.start, m.queue, m.agent))
 
 
-def _up_spans(sessions: Iterable[AmiRow], period: Period) -> dict[str, list[Span]]:
+def up_spans(sessions: Iterable[AmiRow], period: Period) -> dict[str, list[Span]]:
     assert period.end is not None
     by_instance: dict[str, list[AmiRow]] = defaultdict(list)
     for s in sessions:
@@ -82,7 +82,7 @@ def blind_spans(sessions: Iterable[AmiRow], period: Period) -> list[Span]:
     session the store knows of counts as blind: nothing was watching)."""
     assert period.start is not None and period.end is not None
     ups = sorted(
-        (s for spans in _up_spans(sessions, period).values() for s in spans),
+        (s for spans in up_spans(sessions, period).values() for s in spans),
         key=lambda s: s.start,
     )
     blind, t = [], period.start
@@ -93,6 +93,10 @@ def blind_spans(sessions: Iterable[AmiRow], period: Period) -> list[Span]:
     if t < period.end:
         blind.append(Span(t, period.end))
     return blind
+
+
+def span_json(span: Span) -> dict[str, Any]:
+    return {"from": rfc3339(span.start), "to": rfc3339(span.end), "seconds": span.seconds}
 
 
 def _overlaps(span: Span, gaps: Sequence[Span]) -> bool:
@@ -122,11 +126,9 @@ def sessions_json(
             for m in member_spans(changes, period)
         ],
         "ami_sessions": [
-            {"instance": i, "from": rfc3339(s.start), "to": rfc3339(s.end), "seconds": s.seconds}
-            for i, spans in _up_spans(sessions, period).items()
+            {"instance": i, **span_json(s)}
+            for i, spans in up_spans(sessions, period).items()
             for s in spans
         ],
-        "unobserved": [
-            {"from": rfc3339(s.start), "to": rfc3339(s.end), "seconds": s.seconds} for s in blind
-        ],
+        "unobserved": [span_json(s) for s in blind],
     }

@@ -373,3 +373,54 @@ def _inert(text: str) -> str:
     ):
         return "'" + text
     return text
+
+
+# -- the report's question -----------------------------------------------------------
+
+REPORT_PARAMS = ("from", "to", "lang", "format")
+REPORT_LANGUAGES = ("id", "en")
+REPORT_FORMATS = ("html", "pdf", "json")
+MAX_REPORT_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    first: date  # local days, both included
+    last: date
+    lang: str
+    format: str
+
+
+def parse_report(params: Mapping[str, str], default_lang: str) -> ReportQuery:
+    """A report covers whole local days: ``from`` and ``to`` are dates, both included."""
+    check_names(params, REPORT_PARAMS)
+    days = []
+    for name in PERIOD_PARAMS:
+        text = params.get(name, "").strip()
+        if not text:
+            raise QueryError(name, f"{name}: required (a date YYYY-MM-DD)")
+        try:
+            days.append(date.fromisoformat(text) if len(text) == 10 else None)
+        except ValueError:
+            days.append(None)
+        if days[-1] is None:
+            raise QueryError(name, f"{name}: {text!r} is not a date (YYYY-MM-DD)")
+    first, last = days
+    assert first is not None and last is not None
+    if last < first:
+        raise QueryError("to", f"to ({last}) is before from ({first})")
+    if (last - first).days + 1 > MAX_REPORT_DAYS:
+        raise QueryError("to", f"to: a report covers at most {MAX_REPORT_DAYS} days")
+    lang = params.get("lang", default_lang)
+    if lang not in REPORT_LANGUAGES:
+        raise QueryError("lang", f"lang: one of {', '.join(REPORT_LANGUAGES)}")
+    fmt = params.get("format", "html")
+    if fmt not in REPORT_FORMATS:
+        raise QueryError("format", f"format: one of {', '.join(REPORT_FORMATS)}")
+    return ReportQuery(first, last, lang, fmt)
+
+
+def local_days(first: date, last: date, tz: tzinfo) -> Period:
+    """The period from the start of ``first`` to the start of the day after ``last``."""
+    start = datetime.combine(first, time(), tz).timestamp()
+    return Period(start, datetime.combine(last + timedelta(days=1), time(), tz).timestamp())

@@ -1,0 +1,79 @@
+"""The monthly report: its figures read from the call store, and rendered.
+
+``build`` reads one period from the store (the calls page by page, the call takers'
+states and the AMI sessions) and returns the report's JSON document; ``render`` turns
+that document into the HTML page or the PDF. Synchronous: the daemon runs it on a
+thread, the CLI directly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pbxbridge import report_staff, store_query
+from pbxbridge.incidents import rfc3339
+from pbxbridge.report_figures import CallFigures
+from pbxbridge.store_read import Reader
+
+SCHEMA = "pbxbridge.report/1"
+_PAGE = 2000
+
+
+def build(
+    reader: Reader,
+    first: date,
+    last: date,
+    tz: ZoneInfo,
+    *,
+    now: float,
+    retention_days: int = 1825,
+    categories: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    period = store_query.local_days(first, last, tz)
+    assert period.start is not None and period.end is not None
+    # What has happened yet: a month still running is measured up to now.
+    seen_end = max(period.start, min(period.end, now))
+    seen = store_query.Period(period.start, seen_end)
+    figures = CallFigures(first, last, tz, categories)
+    page = store_query.Page(store_query.CallQuery(period), _PAGE, None)
+    for rows in reader.pages(page):
+        for doc, _, _ in rows:
+            figures.add(json.loads(doc))
+    begun = seen_end > period.start
+    changes = reader.member_changes(seen) if begun else []
+    amis = reader.ami_sessions(seen) if begun else []
+    oldest = now - retention_days * 86400
+    return {
+        "schema": SCHEMA,
+        "generated_at": rfc3339(now),
+        "period": {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "timezone": tz.key,
+            "start": rfc3339(period.start),
+            "end": rfc3339(period.end),
+            "days": (last - first).days + 1,
+            "observed_until": rfc3339(now) if now < period.end else None,
+        },
+        "empty": figures.offered + figures.open == 0,
+        "missing": (
+            {"before": rfc3339(oldest), "retention_days": retention_days}
+            if period.start < oldest
+            else None
+        ),
+        "headline": figures.headline(),
+        "days": figures.days_json(),
+        "heatmap": figures.heatmap(),
+        **figures.distributions(),
+        "call_takers": report_staff.call_takers(changes, seen, figures),
+        **figures.mixes(),
+        "staffing": report_staff.staffing_json(figures, changes, seen, tz),
+        "data_quality": {
+            "interrupted": figures.outcomes["interrupted"],
+            "estimated_times": figures.estimated,
+            **report_staff.unobserved(amis, seen),
+        },
+    }
