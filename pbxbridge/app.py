@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from pbxbridge import access, ami, callback_api, http, store_api, systemd
+from pbxbridge import access, ami, callback_api, http, report, store_api, systemd
 from pbxbridge import callbacks as cb
 from pbxbridge import config as cfg
 from pbxbridge import events as ev
@@ -158,7 +158,11 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         )
         api_app.add_routes([callback_api.listing(pipeline.book)])
         api_app.add_routes(
-            store_api.routes(Target(config.outbox.path, config.store.url), config.pbx.zone)
+            store_api.routes(
+                Target(config.outbox.path, config.store.url),
+                report.center_of(config),
+                config.report.language,
+            )
         )
         local_app = web.Application()
         local_app.add_routes(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pbxbridge import app, calls_cli, config, local_api, logs, outbox, replay
+from pbxbridge import app, calls_cli, config, local_api, logs, outbox, replay, report_cli
 from pbxbridge import tracker as tr
 from pbxbridge.incidents import call_json, rfc3339
 
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cbs.add_argument("--json", action="store_true", help="one JSON object per line")
     calls_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return p
 
 
@@ -111,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _outbox(args, cfg.outbox.path)
     if args.command == "calls":
         return calls_cli.run(args, cfg)
+    if args.command == "report":
+        return report_cli.run(args, cfg)
     logs.configure(cfg.log.level, show_caller_numbers=cfg.log.show_caller_numbers)
     return asyncio.run(_run(cfg))
 

@@ -143,6 +143,13 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The monthly report (README, "The monthly report")."""
+
+    language: str = "id"  # what a report is in unless asked otherwise: id | en
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     """Who may see and claim callers (README, "Who may see and claim callers")."""
 
@@ -175,6 +182,7 @@ class Config:
     backend: BackendConfig = BackendConfig()
     outbox: OutboxConfig = OutboxConfig()
     store: StoreConfig = StoreConfig()
+    report: ReportConfig = ReportConfig()
     api: ApiConfig = ApiConfig()
 
 
@@ -214,6 +222,7 @@ SCHEMA: Mapping[str, Mapping[str, checks.Check]] = {
         "url_file": checks.nonempty,
         "retention_days": checks.between(36500, "days"),
     },
+    "report": {"language": checks.one_of("id", "en")},
     "api": {
         "socket": checks.nonempty,
         "socket_group": checks.nonempty,
@@ -306,6 +315,7 @@ def from_dict(raw: Mapping[str, Any], env: Mapping[str, str], base: Path = Path(
         backend=backend,
         outbox=outbox,
         store=store,
+        report=ReportConfig(**sec("report")),
         api=api,
     )
 

@@ -99,9 +99,14 @@ def url(v: Any) -> str | None:
     return None
 
 
-def level(v: Any) -> str | None:
-    levels = ("debug", "info", "warning", "error")
-    return string(v) or (None if v in levels else f"expected one of {', '.join(levels)}")
+def one_of(*choices: str) -> Check:
+    def check(v: Any) -> str | None:
+        return string(v) or (None if v in choices else f"expected one of {', '.join(choices)}")
+
+    return check
+
+
+level = one_of("debug", "info", "warning", "error")
 
 
 def timezone(v: Any) -> str | None:

@@ -9,17 +9,63 @@ thread, the CLI directly.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pbxbridge import report_staff, store_query
+from pbxbridge import config, report_staff, store_query
 from pbxbridge.incidents import rfc3339
 from pbxbridge.report_figures import CallFigures
 from pbxbridge.store_read import Reader
 
 SCHEMA = "pbxbridge.report/1"
 _PAGE = 2000
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "json": "application/json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Center:
+    """What a report says of the center, from its configuration."""
+
+    service: str
+    tz: ZoneInfo
+    categories: tuple[str, ...]
+    retention_days: float
+
+
+def center_of(cfg: config.Config) -> Center:
+    return Center(
+        service=cfg.emergency.service,
+        tz=cfg.pbx.zone,
+        categories=tuple(cfg.emergency.categories),
+        retention_days=cfg.store.retention_days,
+    )
+
+
+def make(reader: Reader, query: store_query.ReportQuery, center: Center, now: float) -> bytes:
+    """The report ``query`` asks for, in its format (``MEDIA_TYPES``)."""
+    doc = build(
+        reader,
+        query.first,
+        query.last,
+        center.tz,
+        now=now,
+        retention_days=center.retention_days,
+        categories=center.categories,
+    )
+    doc["service"] = center.service
+    if query.format == "json":
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=1).encode()
+    # matplotlib and WeasyPrint load on the first page asked for, not at the daemon's start.
+    from pbxbridge import report_html  # noqa: PLC0415
+
+    page = report_html.html(doc, query.lang, service=center.service)
+    return page.encode() if query.format == "html" else report_html.pdf(page)
 
 
 def build(
@@ -29,7 +75,7 @@ def build(
     tz: ZoneInfo,
     *,
     now: float,
-    retention_days: int = 1825,
+    retention_days: float = 1825,
     categories: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     period = store_query.local_days(first, last, tz)

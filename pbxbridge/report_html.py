@@ -99,4 +99,3 @@ def pdf(page: str) -> bytes:
     data = weasyprint.HTML(string=page).write_pdf()
     assert data is not None
     return bytes(data)
-

@@ -1,5 +1,6 @@
 """The call store's read API: ``GET /v1/calls`` (JSON pages or a CSV stream),
-``GET /v1/calls/{call_id}`` and ``GET /v1/agents`` (call-taker sessions).
+``GET /v1/calls/{call_id}``, ``GET /v1/agents`` (call-taker sessions) and
+``GET /v1/report`` (the monthly report).
 
 Served behind :mod:`pbxbridge.access` like every ``/v1`` route: caller data needs the
 read-only token. Queries run on a thread (the store is a file, or PostgreSQL), a few at
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from pbxbridge import sessions, store_query
+from pbxbridge import report, sessions, store_query
 from pbxbridge.store_read import Reader, Target, open_reader
 from pbxbridge.store_sql import StoreUnavailable
 
@@ -26,8 +28,12 @@ CSV_PAGE = 1000
 T = TypeVar("T")
 
 
-def routes(target: Target, tz: ZoneInfo) -> list[web.RouteDef]:
+def routes(target: Target, center: report.Center, language: str) -> list[web.RouteDef]:
+    tz = center.tz
     gate = asyncio.Semaphore(CONCURRENT_QUERIES)
+    # A report reads a whole period and draws its charts: one at a time, so that a few
+    # impatient reloads cannot take both cores from the event path.
+    reports = asyncio.Semaphore(1)
 
     async def read(fn: Callable[[Reader], T]) -> T:
         def run() -> T:
@@ -63,7 +69,25 @@ def routes(target: Target, tz: ZoneInfo) -> list[web.RouteDef]:
         changes, amis = await read(lambda r: (r.member_changes(period), r.ami_sessions(period)))
         return web.json_response(sessions.sessions_json(changes, amis, period))
 
+    async def monthly(request: web.Request) -> web.Response:
+        query = store_query.parse_report(_single(request), language)
+        async with reports:
+            data = await read(lambda r: report.make(r, query, center, time.time()))
+        name = f"pbxbridge-report-{query.first}-{query.last}.{query.format}"
+        return web.Response(
+            body=data,
+            headers={
+                "Content-Type": report.MEDIA_TYPES[query.format],
+                "Content-Disposition": f'inline; filename="{name}"',
+                # The page has no script and fetches nothing; say so to the browser too.
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                "img-src data:",
+                "Cache-Control": "no-store",
+            },
+        )
+
     return [
+        web.get("/v1/report", _answering(monthly)),
         web.get("/v1/calls", _answering(calls)),
         web.get("/v1/calls/{call_id}", _answering(one)),
         web.get("/v1/agents", _answering(agents)),

@@ -12,8 +12,10 @@ import sys
 import time
 import tomllib
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -234,6 +236,29 @@ def print_export(config: Path) -> None:
     say(f"history: .venv/bin/pbxbridge calls list --config {config}")
 
 
+def write_reports(config: Path) -> None:
+    """The service report of the demo's day, as the manager would hand it on."""
+    today = datetime.now(ZoneInfo("Asia/Jakarta")).date().isoformat()
+    for lang, fmt in (("id", "html"), ("en", "html"), ("id", "pdf"), ("en", "json")):
+        out = DEMO_DIR / f"report-{today}-{lang}.{fmt}"
+        command = [
+            *("report", "--config", str(config), "--from", today, "--to", today),
+            *("--lang", lang, "--format", fmt, "-o", str(out)),
+        ]
+        done = subprocess.run(
+            [sys.executable, "-m", "pbxbridge.cli", *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode:
+            say(f"report FAILED: {done.stderr.strip()}")
+            continue
+        say(f"report ({lang}, {fmt}): {out}")
+    say(f"made with: .venv/bin/pbxbridge report --config {config} --from {today} --to {today}")
+
+
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
@@ -267,6 +292,8 @@ def main() -> int:
         print_metrics(metrics)
         print()
         print_export(DEMO_DIR / "pbxbridge.toml")
+        print()
+        write_reports(DEMO_DIR / "pbxbridge.toml")
         print()
         say(f"done in {time.monotonic() - started:.0f} s")
         return 0
