@@ -108,9 +108,14 @@ Change = Queued | Claimed | ClaimRefused | Closed | Attempted
 
 def owed(rec: tr.CallRecord) -> bool:
     """Whether the caller of this ended call is owed a call back."""
-    if rec.outcome not in OWED or not dialable(rec.caller_number):
+    return is_owed(rec.outcome, rec.caller_number, answered=rec.answered_at is not None)
+
+
+def is_owed(outcome: str | None, number: str, *, answered: bool) -> bool:
+    """:func:`owed` of a call known only by these (a stored record, in the report)."""
+    if outcome not in OWED or not dialable(number):
         return False
-    return rec.outcome != "interrupted" or rec.answered_at is None
+    return outcome != "interrupted" or not answered
 
 
 def dialable(number: str) -> bool:

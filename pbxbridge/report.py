@@ -86,8 +86,8 @@ def build(
     figures = CallFigures(first, last, tz, categories)
     page = store_query.Page(store_query.CallQuery(period), _PAGE, None)
     for rows in reader.pages(page):
-        for doc, _, _ in rows:
-            figures.add(json.loads(doc))
+        for doc, offered_at, _ in rows:
+            figures.add(json.loads(doc), offered_at)
     begun = seen_end > period.start
     changes = reader.member_changes(seen) if begun else []
     amis = reader.ami_sessions(seen) if begun else []

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pbxbridge import callbacks
-from pbxbridge.incidents import parse_rfc3339, record_from_json
+from pbxbridge.incidents import parse_rfc3339
 from pbxbridge.records import ABANDON_STAGES
 
 # (standard, seconds, share): NENA-STA-020.1 §2.2.1 and NFPA 1225.
@@ -99,20 +99,31 @@ class CallFigures:
         self.greetings: list[float] = []
         self.waited = 0.0
         self.gave_up = 0
+        # Local (day, weekday, hour) by quarter hour: every zone's offset is a whole
+        # number of quarter hours, and a month's calls fall in under 3,000 of them.
+        self._local: dict[int, tuple[date, int, int, int]] = {}
 
-    def add(self, call: dict[str, Any]) -> None:
+    def _local_of(self, at: float) -> tuple[date, int, int, int]:
+        quarter = int(at // 900)
+        known = self._local.get(quarter)
+        if known is None:
+            local = datetime.fromtimestamp(quarter * 900, self.tz)
+            known = (local.date(), local.weekday(), local.hour, local.minute // 30)
+            self._local[quarter] = known
+        return known
+
+    def add(self, call: dict[str, Any], offered_at: float) -> None:
+        """One stored call; ``offered_at`` is its arrival (the store's own column)."""
         outcome = call["outcome"]
         if outcome is None:
             self.open += 1
             return
-        offered_at = parse_rfc3339(call["offered_at"])
-        assert offered_at is not None
-        local = datetime.fromtimestamp(offered_at, self.tz)
-        day = self.days.get(local.date())
+        on, weekday, hour, half = self._local_of(offered_at)
+        day = self.days.get(on)
         if day is None:  # a clock step put it outside the period's days
             return
-        weekday, slot = local.weekday(), local.hour * 2 + local.minute // 30
-        cell = self.cells[weekday][local.hour]
+        slot = hour * 2 + half
+        cell = self.cells[weekday][hour]
         day.offered += 1
         cell.offered += 1
         self.outcomes[outcome] += 1
@@ -175,7 +186,8 @@ class CallFigures:
         taken[4] += len(dispatched)
 
     def _callback(self, call: dict[str, Any]) -> None:
-        if not callbacks.owed(record_from_json(call)):
+        answered = call["answered_at"] is not None
+        if not callbacks.is_owed(call["outcome"], call["caller"]["number"], answered=answered):
             return
         self.owed += 1
         state = call.get("callback")
@@ -290,7 +302,3 @@ class CallFigures:
         }
 
 
-def fold(calls: Iterable[dict[str, Any]], figures: CallFigures) -> CallFigures:
-    for call in calls:
-        figures.add(call)
-    return figures
