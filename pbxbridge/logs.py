@@ -63,6 +63,26 @@ class RepeatLimit:
         raise structlog.DropEvent
 
 
+class _ForeignHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines of other libraries' loggers, through the same processors. A line the
+    repeat limit drops ends here: structlog's DropEvent is a BaseException, and raised
+    from a library's ``logger.warning`` it would fail whatever the library was doing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except structlog.DropEvent:
+            return
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def configure(
     level: str = "info", *, show_caller_numbers: bool = False, stream: TextIO | None = None
 ) -> None:
@@ -87,7 +107,7 @@ def configure(
         # configure() runs once, at start-up: each logger is then built once.
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream)
+    handler = _ForeignHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

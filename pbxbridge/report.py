@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pbxbridge import config, report_staff, store_query
+from pbxbridge import config, report_staff, sessions, store_query
 from pbxbridge.incidents import rfc3339
 from pbxbridge.report_figures import CallFigures
 from pbxbridge.store_read import Reader
@@ -91,6 +91,7 @@ def build(
     begun = seen_end > period.start
     changes = reader.member_changes(seen) if begun else []
     amis = reader.ami_sessions(seen) if begun else []
+    spans = sessions.member_spans(changes, seen) if begun else []
     oldest = now - retention_days * 86400
     return {
         "schema": SCHEMA,
@@ -114,9 +115,9 @@ def build(
         "days": figures.days_json(),
         "heatmap": figures.heatmap(),
         **figures.distributions(),
-        "call_takers": report_staff.call_takers(changes, seen, figures),
+        "call_takers": report_staff.call_takers(changes, spans, seen, figures),
         **figures.mixes(),
-        "staffing": report_staff.staffing_json(figures, changes, seen, tz),
+        "staffing": report_staff.staffing_json(figures, spans, seen, tz),
         "data_quality": {
             "interrupted": figures.outcomes["interrupted"],
             "estimated_times": figures.estimated,

@@ -53,9 +53,13 @@ _STYLE: dict[Any, Any] = {
 }
 
 
+_METADATA = ("Creator", "Date", "Format", "Type")
+
+
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    # No metadata block: its RDF names web addresses a reader might take for links.
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=dict.fromkeys(_METADATA))
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]

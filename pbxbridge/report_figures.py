@@ -300,5 +300,3 @@ class CallFigures:
                 "reached_share": share(self.reached + self.recalled, self.owed),
             },
         }
-
-

@@ -7,6 +7,7 @@ rendered by WeasyPrint (A4, numbered pages), not a second layout.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -94,6 +95,10 @@ def html(doc: dict[str, Any], lang: str, *, service: str) -> str:
 def pdf(page: str) -> bytes:
     """The page rendered to PDF; WeasyPrint is imported only when a PDF is asked for."""
     import weasyprint  # noqa: PLC0415
+
+    # WeasyPrint warns of every SVG presentation style its CSS parser skips (its SVG
+    # renderer reads them itself): a thousand lines per report, none of them news.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
     # No base url: the page refers to nothing outside itself, and nothing is fetched.
     data = weasyprint.HTML(string=page).write_pdf()

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pbxbridge import sessions, staffing
 from pbxbridge.report_figures import CallFigures, nearest_rank
+from pbxbridge.sessions import MemberSpan
 from pbxbridge.store_query import Period
 from pbxbridge.store_rows import AgentRow
 
@@ -28,12 +29,13 @@ ON_DUTY = ("available", "ringing", "in_call")
 
 
 def call_takers(
-    changes: Sequence[AgentRow], period: Period, figures: CallFigures
+    changes: Sequence[AgentRow], spans: Sequence[MemberSpan], period: Period, figures: CallFigures
 ) -> list[dict[str, Any]]:
+    """``spans``: :func:`sessions.member_spans` of ``changes`` in ``period``."""
     assert period.start is not None and period.end is not None
     times: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     paused: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for m in sessions.member_spans(changes, period):
+    for m in spans:
         times[(m.queue, m.agent)][m.state] += m.span.seconds
         if m.state == "paused":
             paused[(m.queue, m.agent)][m.reason] += m.span.seconds
@@ -78,17 +80,17 @@ def call_takers(
     return out
 
 
-def _on_duty(changes: Sequence[AgentRow], period: Period) -> list[tuple[float, float]]:
+def _on_duty(spans: Sequence[MemberSpan]) -> list[tuple[float, float]]:
     """Each call taker's time available, ringing or in a call in any queue, merged."""
     by_agent: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for m in sessions.member_spans(changes, period):
+    for m in spans:
         if m.state in ON_DUTY:
             by_agent[m.agent].append((m.span.start, m.span.end))
     merged: list[tuple[float, float]] = []
-    for spans in by_agent.values():
-        spans.sort()
-        start, end = spans[0]
-        for s, e in spans[1:]:
+    for own in by_agent.values():
+        own.sort()
+        start, end = own[0]
+        for s, e in own[1:]:
             if s > end:
                 merged.append((start, end))
                 start, end = s, e
@@ -99,7 +101,7 @@ def _on_duty(changes: Sequence[AgentRow], period: Period) -> list[tuple[float, f
 
 
 def staffing_json(
-    figures: CallFigures, changes: Sequence[AgentRow], period: Period, tz: ZoneInfo
+    figures: CallFigures, spans: Sequence[MemberSpan], period: Period, tz: ZoneInfo
 ) -> dict[str, Any]:
     """The call takers needed per half hour of the week beside those on duty."""
     assert period.start is not None and period.end is not None
@@ -112,15 +114,16 @@ def staffing_json(
     for key in keys:
         occurrences[key] += 1
     on_duty: dict[tuple[int, int], float] = defaultdict(float)
-    for begin, end in _on_duty(changes, period):
+    for begin, end in _on_duty(spans):
         t, k = begin, int((begin - period.start) // SLOT)
         while t < end and k < grid:
             edge = min(end, period.start + (k + 1) * SLOT)
             on_duty[keys[k]] += edge - t
             t, k = edge, k + 1
 
-    greeting = fmean(figures.greetings) if figures.greetings else 0.0
-    within = max(0.0, TARGET_SECONDS - greeting)
+    # Nothing queued: no greeting measured, and the queue is given the whole target.
+    greeting = fmean(figures.greetings) if figures.greetings else None
+    within = max(0.0, TARGET_SECONDS - (greeting or 0.0))
     patience = staffing.patience_rate(figures.gave_up, figures.waited) or None
     all_talk = [t for talks in figures.slot_talk.values() for t in talks]
     mean_talk = fmean(all_talk) if all_talk else None

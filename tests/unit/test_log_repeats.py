@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 
 import structlog
@@ -34,3 +35,22 @@ def test_a_repeated_warning_is_bounded_and_the_dropped_ones_are_counted() -> Non
     log.warning("accept_failed", error="Too many open files")
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last["suppressed"] == 995
+
+
+def test_a_library_that_repeats_a_warning_is_bounded_and_not_broken() -> None:
+    """A third-party logger (WeasyPrint warns once per SVG style it skips) goes through
+    the same repeat limit; the lines it drops are dropped, never raised into the library
+    (structlog's DropEvent is a BaseException: it failed GET /v1/report?format=pdf)."""
+    out = io.StringIO()
+    logs.configure("info", stream=out)
+    try:
+        library = logging.getLogger("some.library")
+        for _ in range(50):
+            library.warning("Ignored `stroke-width: 0.8`, unknown property.")
+        library.warning("something else")
+    finally:
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert sum(1 for x in lines if x["event"].startswith("Ignored")) == 5
+    assert [x["logger"] for x in lines if x["event"] == "something else"] == ["some.library"]
