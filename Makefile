@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "[setup] installing python3-venv with apt-get"; \
 	  apt-get install -y -q python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); }
+	@# The report's PDF (WeasyPrint) lays text out with Pango, in DejaVu Sans.
+	@ldconfig -p | grep -q libpangoft2-1.0.so.0 && test -d /usr/share/fonts/truetype/dejavu || { \
+	  echo "[setup] installing Pango and the DejaVu fonts (the report's PDF) with apt-get"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; }
 	@echo "[setup] installing pbxbridge and its test tools into $(VENV)"
 	@$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
@@ -25,7 +30,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pbxbridge tests
 	$(BIN)/mypy
 
-# Tools the tests call: systemd-analyze (the unit), promtool (rules, dashboard) and the
+# Tools the tests call: systemd-analyze (the unit), promtool (rules, dashboard), chromium
+# (every page pbxbridge writes or serves, rendered), pdftotext (the report's PDF) and the
 # PostgreSQL server (tests/support/postgres.py runs its own throwaway cluster; the system
 # cluster that Debian's package may create and start is left alone). The Makefile is a
 # prerequisite so that a checkout with an older stamp installs what was added since.
@@ -39,6 +45,10 @@ $(TOOLS_STAMP): Makefile
 	  echo "[setup] installing the PostgreSQL server with apt-get"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	    postgresql >/dev/null; }
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null || { \
+	  echo "[setup] installing chromium and pdftotext with apt-get"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	    chromium poppler-utils >/dev/null; }
 	@touch $@
 
 # The whole test suite. The real-Asterisk tests must run: a lab that cannot start fails.

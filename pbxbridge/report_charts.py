@@ -124,22 +124,37 @@ def heatmap(doc: dict[str, Any], msg: Messages, which: str) -> str:
     if which == "share_15":
         values = [[float("nan") if v is None else v for v in row] for row in grid]
         cmap = matplotlib.colormaps["RdYlBu"].with_extremes(bad="#e0e0e0")
-        image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=0.5, vmax=1.0)
-        bar = fig.colorbar(image, ax=ax, format=FuncFormatter(lambda v, _: msg.percent(v, 0)))
-        bar.set_label(msg("chart.share_15"))
+        image = _cells(ax, values, cmap=cmap, vmin=0.5, vmax=1.0)
+        _colour_key(fig, ax, image, msg("chart.share_15"), lambda v: msg.percent(v, 0))
     else:
-        image = ax.imshow(grid, aspect="auto", cmap="Blues")
-        bar = fig.colorbar(image, ax=ax, format=FuncFormatter(lambda v, _: msg.number(v)))
-        bar.set_label(msg("chart.calls"))
+        image = _cells(ax, grid, cmap="Blues")
+        _colour_key(fig, ax, image, msg("chart.calls"), msg.number)
     _mark(f"heatmap-{which}", [image])
     _week_axes(ax, msg, 24, lambda h: f"{h:02d}")
     ax.set_xlabel(msg("chart.hour"))
     return _svg(fig)
 
 
+def _colour_key(fig: Figure, ax: Axes, mesh: Any, label: str, text: Callable[[float], str]) -> None:
+    """The colour key beside a grid, vector too (matplotlib rasterises it by default)."""
+    bar = fig.colorbar(mesh, ax=ax, format=FuncFormatter(lambda v, _: text(v)))
+    if bar.solids is not None:
+        bar.solids.set_rasterized(False)
+    bar.set_label(label)
+
+
+def _cells(ax: Axes, grid: Sequence[Sequence[float]], **colours: Any) -> Any:
+    """A weekday x time grid as vector cells (an image would be a raster inside the SVG),
+    Monday on top."""
+    mesh = ax.pcolormesh(grid, edgecolors="white", linewidth=0.3, **colours)
+    ax.set_xlim(0, len(grid[0]))
+    ax.set_ylim(len(grid), 0)
+    return mesh
+
+
 def _week_axes(ax: Axes, msg: Messages, columns: int, label: Callable[[int], str]) -> None:
     ax.grid(False)
-    ax.set_yticks(range(7), [msg.weekday(n) for n in range(7)])
+    ax.set_yticks([n + 0.5 for n in range(7)], [msg.weekday(n) for n in range(7)])
     step = max(1, columns // 12)
     ax.set_xticks(range(0, columns, step), [label(c) for c in range(0, columns, step)])
 
@@ -231,10 +246,9 @@ def staffing(doc: dict[str, Any], msg: Messages) -> str:
         )
     fig, ax = _figure(7.5, 2.8)
     worst = max(1.0, *(abs(v) for row in gap for v in row))
-    image = ax.imshow(gap, aspect="auto", cmap="RdBu", vmin=-worst, vmax=worst)
+    image = _cells(ax, gap, cmap="RdBu", vmin=-worst, vmax=worst)
     _mark("staffing", [image])
-    bar = fig.colorbar(image, ax=ax, format=FuncFormatter(lambda v, _: msg.number(v, 1)))
-    bar.set_label(msg("chart.staff_gap"))
+    _colour_key(fig, ax, image, msg("chart.staff_gap"), lambda v: msg.number(v, 1))
     _week_axes(ax, msg, 48, lambda c: f"{c // 2:02d}:{c % 2 * 30:02d}")
     ax.set_xlabel(msg("chart.half_hour"))
     return _svg(fig)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.lab.asterisk import Lab, LabError
+from tests.support.browser import browser, test_output  # noqa: F401 (fixtures)
 from tests.support.postgres import postgres_server, postgres_url
 
 __all__ = ["postgres_server", "postgres_url"]  # a real PostgreSQL server, for the store
