@@ -231,7 +231,14 @@ def stacked_days(doc: dict[str, Any], msg: Messages, section: str) -> str:
     )
     ax.set_ylabel(msg("chart.calls") if section == "classification" else msg("chart.dispatches"))
     _count_axis(ax, msg)
-    ax.legend(fontsize=8, ncols=min(4, max(1, len(keys))))
+    # Below the chart: a month of stacked bars leaves no corner free for it.
+    ax.legend(
+        fontsize=8,
+        ncols=min(4, max(1, len(keys))),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12),
+        frameon=False,
+    )
     return _svg(fig)
 
 
