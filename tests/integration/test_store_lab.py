@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -163,3 +164,52 @@ async def test_every_call_of_a_lab_mix_is_kept_as_delivered(
     assert 'url = "postgresql' not in local.read_text()
     local_docs = export("--config", str(local))
     assert local_docs == last
+
+    # The report of the lab's day, from either store, against the delivered calls.
+    zone = cfg.load(config).pbx.zone
+    days = sorted(
+        {
+            datetime.fromisoformat(str(c["offered_at"])).astimezone(zone).date()
+            for c in last.values()
+        }
+    )
+
+    def report(conf: Path) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-m", "pbxbridge.cli", "report", "--format", "json",
+             "--config", str(conf), "--from", str(days[0]), "--to", str(days[-1])],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        doc: dict[str, Any] = json.loads(out.stdout)
+        return doc
+
+    regional, embedded = report(config), report(local)
+    # The calls' figures are the same from either store. (The rows written as the daemon
+    # stopped, its AMI session's end among them, reach PostgreSQL at its next start.)
+    for key in ("headline", "days", "heatmap", "answer_distribution", "abandon_distribution"):
+        assert regional[key] == embedded[key], key
+    for key in ("classification", "dispatch", "callbacks"):
+        assert regional[key] == embedded[key], key
+    calls = list(last.values())
+    head = embedded["headline"]
+    assert head["offered"] == len(calls)
+    for outcome in ("answered", "abandoned", "unanswered", "interrupted"):
+        assert head[outcome] == sum(c["outcome"] == outcome for c in calls), outcome
+    for stage in ("before_queue", "queue", "ringing"):
+        assert head["abandoned_by_stage"][stage] == sum(c["abandon_stage"] == stage for c in calls)
+    answers = sorted(
+        float(str(c["answer_seconds"])) for c in calls if c["answer_seconds"] is not None
+    )
+    assert head["within"]["15"]["calls"] == sum(a <= 15 for a in answers)
+    assert head["answer_seconds"]["median"] == answers[(len(answers) + 1) // 2 - 1]
+    taken = {
+        (r["queue"], r["agent"]): r["answered"] for r in embedded["call_takers"] if r["answered"]
+    }
+    want: dict[tuple[object, object], int] = {}
+    for c in calls:
+        if c["outcome"] == "answered":
+            want[(c["queue"], c["agent"])] = want.get((c["queue"], c["agent"]), 0) + 1
+    assert taken == want
+    # The lab's call takers were logged in while the calls rang them.
+    assert all(r["logged_in_seconds"] > 0 for r in embedded["call_takers"] if r["answered"])
+    assert embedded["data_quality"]["ami_sessions"] >= 1
