@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
@@ -36,38 +36,48 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, cfg: config.Config, out: TextIO = sys.stdout) -> int:
-    tz = cfg.pbx.zone
-    target = Target(cfg.outbox.path, cfg.store.url)
+    return answering(lambda: _run(args, cfg, out))
+
+
+def answering(question: Callable[[], int]) -> int:
+    """A question to the store from the command line: a bad one exits 2 naming the
+    option, a store that cannot be read exits 1 (the API's 400 and 503)."""
     try:
-        with open_reader(target) as reader:
-            if args.calls_command == "show":
-                doc = reader.call(args.call_id)
-                if doc is None:
-                    print(f"pbxbridge: no call {args.call_id!r} in the store", file=sys.stderr)
-                    return 1
-                print(json.dumps(json.loads(doc), ensure_ascii=False, indent=2), file=out)
-                return 0
-            params = {"from": args.from_, "to": args.to}
-            params |= {k: getattr(args, k) for k in store_query.CALL_FILTERS}
-            if args.calls_command == "list":
-                params["limit"] = str(args.limit)
-            page = store_query.parse_calls({k: v for k, v in params.items() if v}, tz)
-            if args.calls_command == "list":
-                _table(reader.calls(page), tz, out)
-            elif args.format == "csv":
-                rows = store_query.CsvRows(tz)
-                out.write(rows.header())
-                for calls in _pages(reader, page):
-                    out.write(rows.page(calls))
-            else:
-                for calls in _pages(reader, page):
-                    out.writelines(json.dumps(c, ensure_ascii=False) + "\n" for c in calls)
+        return question()
     except store_query.QueryError as exc:
         print(f"pbxbridge: --{exc.parameter}: {exc.message}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:
         print(f"pbxbridge: {exc}", file=sys.stderr)
         return 1
+
+
+def _run(args: argparse.Namespace, cfg: config.Config, out: TextIO) -> int:
+    tz = cfg.pbx.zone
+    target = Target(cfg.outbox.path, cfg.store.url)
+    with open_reader(target) as reader:
+        if args.calls_command == "show":
+            doc = reader.call(args.call_id)
+            if doc is None:
+                print(f"pbxbridge: no call {args.call_id!r} in the store", file=sys.stderr)
+                return 1
+            print(json.dumps(json.loads(doc), ensure_ascii=False, indent=2), file=out)
+            return 0
+        params = {"from": args.from_, "to": args.to}
+        params |= {k: getattr(args, k) for k in store_query.CALL_FILTERS}
+        if args.calls_command == "list":
+            params["limit"] = str(args.limit)
+        page = store_query.parse_calls({k: v for k, v in params.items() if v}, tz)
+        if args.calls_command == "list":
+            _table(reader.calls(page), tz, out)
+        elif args.format == "csv":
+            rows = store_query.CsvRows(tz)
+            out.write(rows.header())
+            for calls in _pages(reader, page):
+                out.write(rows.page(calls))
+        else:
+            for calls in _pages(reader, page):
+                out.writelines(json.dumps(c, ensure_ascii=False) + "\n" for c in calls)
     return 0
 
 

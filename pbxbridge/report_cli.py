@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pbxbridge import config, report, store_query
+from pbxbridge import calls_cli, config, report, store_query
 from pbxbridge.store_read import Target, open_reader
-from pbxbridge.store_sql import StoreUnavailable
 
 
 def add_parser(sub: Any) -> None:
@@ -27,19 +26,16 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, cfg: config.Config) -> int:
+    return calls_cli.answering(lambda: _run(args, cfg))
+
+
+def _run(args: argparse.Namespace, cfg: config.Config) -> int:
     params = {"from": args.from_ or "", "to": args.to or "", "format": args.format}
     if args.lang:
         params["lang"] = args.lang
-    try:
-        query = store_query.parse_report(params, cfg.report.language)
-        with open_reader(Target(cfg.outbox.path, cfg.store.url)) as reader:
-            data = report.make(reader, query, report.center_of(cfg), time.time())
-    except store_query.QueryError as exc:
-        print(f"pbxbridge: --{exc.parameter}: {exc.message}", file=sys.stderr)
-        return 2
-    except StoreUnavailable as exc:
-        print(f"pbxbridge: {exc}", file=sys.stderr)
-        return 1
+    query = store_query.parse_report(params, cfg.report.language)
+    with open_reader(Target(cfg.outbox.path, cfg.store.url)) as reader:
+        data = report.make(reader, query, report.center_of(cfg), time.time())
     if args.output:
         out = Path(args.output)
         tmp = out.with_name(f".{out.name}.tmp")

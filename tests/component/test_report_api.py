@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pbxbridge import config as cfg
-from pbxbridge.outbox_db import OutboxDB
 from tests.support.call_mix import mix
-from tests.support.daemon import Daemon, offline_config
+from tests.support.daemon import serving_store
 
 TOKEN = "report-read-token-0123456789"
 CALLS = mix(120, seed=33)  # 2026-11-01 .. 11-03, Asia/Jakarta
@@ -30,21 +25,9 @@ NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[str, Path]]:
-    place = Path(tempfile.mkdtemp(prefix="pbxbridge-report-", dir="/tmp"))
-    db = OutboxDB(place / "outbox.sqlite3")
-    db.insert(
-        [i for c in CALLS for i in c.incidents], time.time(), [r for c in CALLS for r in c.rows]
-    )
-    db.close()
-    config = offline_config(place, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
-    listen = cfg.load(config).metrics.listen
-    d = Daemon(config).start()
-    try:
-        d.wait_for(lambda x: x.get("event") == "http_listening")
-        yield f"http://{listen}", config
-    finally:
-        d.stop()
-        shutil.rmtree(place, ignore_errors=True)
+    """The daemon (Asterisk down: the store is what is read) over a store of CALLS."""
+    with serving_store(CALLS, TOKEN, pbx={"timezone": "Asia/Jakarta"}) as served:
+        yield served
 
 
 def get(

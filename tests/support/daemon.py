@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pbxbridge import config as cfg
+from pbxbridge.outbox_db import OutboxDB
 from tests.lab import confs
 from tests.lab.asterisk import Lab, free_port
+from tests.support.call_mix import MixedCall
 
 
 def write_config(lab: Lab, directory: Path, **sections: dict[str, Any]) -> Path:
@@ -128,3 +134,26 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def serving_store(
+    calls: Sequence[MixedCall], token: str, **sections: dict[str, Any]
+) -> Iterator[tuple[str, Path]]:
+    """The daemon (Asterisk down: the store is what is read) over a store holding
+    ``calls``, its read API behind ``token``: yields (base url, config file)."""
+    place = Path(tempfile.mkdtemp(prefix="pbxbridge-store-", dir="/tmp"))
+    db = OutboxDB(place / "outbox.sqlite3")
+    db.insert(
+        [i for c in calls for i in c.incidents], time.time(), [r for c in calls for r in c.rows]
+    )
+    db.close()
+    config = offline_config(place, api={"token": token}, **sections)
+    listen = cfg.load(config).metrics.listen
+    d = Daemon(config).start()
+    try:
+        d.wait_for(lambda x: x.get("event") == "http_listening")
+        yield f"http://{listen}", config
+    finally:
+        d.stop()
+        shutil.rmtree(place, ignore_errors=True)
