@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pbxbridge import config, report_staff, sessions, store_query
 from pbxbridge.incidents import rfc3339
 from pbxbridge.report_figures import CallFigures
-from pbxbridge.store_read import Reader
+from pbxbridge.store_read import Reader, Target, open_reader
 
 SCHEMA = "pbxbridge.report/1"
 _PAGE = 2000
@@ -45,6 +45,12 @@ def center_of(cfg: config.Config) -> Center:
         categories=tuple(cfg.emergency.categories),
         retention_days=cfg.store.retention_days,
     )
+
+
+def make_from(target: Target, query: store_query.ReportQuery, center: Center, now: float) -> bytes:
+    """:func:`make` reading ``target``: what the daemon runs in a child process."""
+    with open_reader(target) as reader:
+        return make(reader, query, center, now)
 
 
 def make(reader: Reader, query: store_query.ReportQuery, center: Center, now: float) -> bytes:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -31,9 +33,14 @@ T = TypeVar("T")
 def routes(target: Target, center: report.Center, language: str) -> list[web.RouteDef]:
     tz = center.tz
     gate = asyncio.Semaphore(CONCURRENT_QUERIES)
-    # A report reads a whole period and draws its charts: one at a time, so that a few
-    # impatient reloads cannot take both cores from the event path.
+    # A report reads a whole period and draws its charts: seconds of CPU and 100 MB of
+    # charting libraries. It runs in a child process of its own, one at a time: the
+    # event path keeps its core and its interpreter lock, and the memory goes back when
+    # the report is done.
     reports = asyncio.Semaphore(1)
+    pool = ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+    )
 
     async def read(fn: Callable[[Reader], T]) -> T:
         def run() -> T:
@@ -72,7 +79,9 @@ def routes(target: Target, center: report.Center, language: str) -> list[web.Rou
     async def monthly(request: web.Request) -> web.Response:
         query = store_query.parse_report(_single(request), language)
         async with reports:
-            data = await read(lambda r: report.make(r, query, center, time.time()))
+            data = await asyncio.get_running_loop().run_in_executor(
+                pool, report.make_from, target, query, center, time.time()
+            )
         name = f"pbxbridge-report-{query.first}-{query.last}.{query.format}"
         return web.Response(
             body=data,
