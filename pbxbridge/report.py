@@ -14,13 +14,12 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pbxbridge import config, report_staff, sessions, store_query
+from pbxbridge import config, report_staff, store_query
 from pbxbridge.incidents import rfc3339
 from pbxbridge.report_figures import CallFigures
 from pbxbridge.store_read import Reader, Target, open_reader
 
 SCHEMA = "pbxbridge.report/1"
-_PAGE = 2000
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
     "pdf": "application/pdf",
@@ -90,14 +89,12 @@ def build(
     seen_end = max(period.start, min(period.end, now))
     seen = store_query.Period(period.start, seen_end)
     figures = CallFigures(first, last, tz, categories)
-    page = store_query.Page(store_query.CallQuery(period), _PAGE, None)
-    for rows in reader.pages(page):
-        for doc, offered_at, _ in rows:
-            figures.add(json.loads(doc), offered_at)
+    for row in reader.report_rows(period):
+        figures.add(row)
     begun = seen_end > period.start
     changes = reader.member_changes(seen) if begun else []
     amis = reader.ami_sessions(seen) if begun else []
-    spans = sessions.member_spans(changes, seen) if begun else []
+    times = report_staff.member_times(changes, seen)
     oldest = now - retention_days * 86400
     return {
         "schema": SCHEMA,
@@ -121,9 +118,9 @@ def build(
         "days": figures.days_json(),
         "heatmap": figures.heatmap(),
         **figures.distributions(),
-        "call_takers": report_staff.call_takers(changes, spans, seen, figures),
+        "call_takers": report_staff.call_takers(times, figures),
         **figures.mixes(),
-        "staffing": report_staff.staffing_json(figures, spans, seen, tz),
+        "staffing": report_staff.staffing_json(figures, times, seen, tz),
         "data_quality": {
             "interrupted": figures.outcomes["interrupted"],
             "estimated_times": figures.estimated,

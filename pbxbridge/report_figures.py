@@ -8,16 +8,16 @@ it. Nothing to measure gives ``None``, never 0 or NaN.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pbxbridge import callbacks
-from pbxbridge.incidents import parse_rfc3339
 from pbxbridge.records import ABANDON_STAGES
 
 # (standard, seconds, share): NENA-STA-020.1 §2.2.1 and NFPA 1225.
@@ -52,6 +52,33 @@ def bin_of(seconds: float) -> int:
         if seconds <= edge:
             return i
     return len(EDGES) - 1
+
+
+class StoredCall(NamedTuple):
+    """What the report reads of a call (``store_query.REPORT_COLUMNS`` and ``_FIELDS``)."""
+
+    offered_at: float
+    outcome: str | None
+    abandon_stage: str | None
+    queue: str | None
+    agent: str | None
+    category: str | None
+    caller_number: str
+    answer_seconds: float | None
+    wait_seconds: float | None
+    talk_seconds: float | None
+    queued_at: str | None
+    ended_at: str | None
+    answered_at: str | None
+    offered_at_estimated: bool | int | None
+    answered_at_estimated: bool | int | None
+    dispatched_to: str | None  # JSON text
+    callback: str | None  # JSON text
+
+
+def _at(text: str) -> float:
+    """An RFC 3339 time of the stored call as Unix seconds (Python 3.11 reads the Z)."""
+    return datetime.fromisoformat(text).timestamp()
 
 
 @dataclass(slots=True)
@@ -112,12 +139,14 @@ class CallFigures:
             self._local[quarter] = known
         return known
 
-    def add(self, call: dict[str, Any], offered_at: float) -> None:
-        """One stored call; ``offered_at`` is its arrival (the store's own column)."""
-        outcome = call["outcome"]
+    def add(self, row: Sequence[Any]) -> None:
+        """One stored call: a row of ``store_query.report_sql``."""
+        call = StoredCall(*row)
+        outcome = call.outcome
         if outcome is None:
             self.open += 1
             return
+        offered_at = call.offered_at
         on, weekday, hour, half = self._local_of(offered_at)
         day = self.days.get(on)
         if day is None:  # a clock step put it outside the period's days
@@ -128,14 +157,13 @@ class CallFigures:
         cell.offered += 1
         self.outcomes[outcome] += 1
         self.slot_offered[(weekday, slot)] += 1
-        if call["offered_at_estimated"] or call.get("answered_at_estimated"):
+        if call.offered_at_estimated or call.answered_at_estimated:
             self.estimated += 1
-        queued_at = parse_rfc3339(call["queued_at"])
-        if queued_at is not None:
-            self.greetings.append(max(0.0, queued_at - offered_at))
-        if call["wait_seconds"] is not None:
-            self.waited += call["wait_seconds"]
-        answer = call["answer_seconds"]
+        if call.queued_at is not None:
+            self.greetings.append(max(0.0, _at(call.queued_at) - offered_at))
+        if call.wait_seconds is not None:
+            self.waited += call.wait_seconds
+        answer = call.answer_seconds
         if answer is not None:
             self.answer_seconds.append(answer)
             self.answer_bins[bin_of(answer)] += 1
@@ -150,18 +178,18 @@ class CallFigures:
             self._answered(call, day, (weekday, slot))
         elif outcome == "abandoned":
             day.abandoned += 1
-            stage = call["abandon_stage"]
+            stage = call.abandon_stage or ""
             self.stages[stage] += 1
             if stage in ("queue", "ringing"):
                 self.gave_up += 1
-            ended_at = parse_rfc3339(call["ended_at"])
-            if ended_at is not None and stage in self.abandon_bins:
-                self.abandon_bins[stage][bin_of(ended_at - offered_at)] += 1
+            if call.ended_at is not None and stage in self.abandon_bins:
+                self.abandon_bins[stage][bin_of(_at(call.ended_at) - offered_at)] += 1
         if outcome in callbacks.OWED:
             self._callback(call)
 
-    def _answered(self, call: dict[str, Any], day: Day, slot: tuple[int, int]) -> None:
-        category, dispatched = call["category"], call["dispatched_to"]
+    def _answered(self, call: StoredCall, day: Day, slot: tuple[int, int]) -> None:
+        category = call.category
+        dispatched = json.loads(call.dispatched_to) if call.dispatched_to else []
         if category is None:
             self.unclassified += 1
         else:
@@ -170,36 +198,34 @@ class CallFigures:
                 self.categories.append(category)
         for d in dispatched:
             day.agencies[d["agency"]] += 1
-        if dispatched:
-            first = parse_rfc3339(dispatched[0]["at"])
-            answered_at = parse_rfc3339(call["answered_at"])
-            if first is not None and answered_at is not None:
-                self.to_dispatch.append(max(0.0, first - answered_at))
-        talk = call["talk_seconds"]
+        if dispatched and call.answered_at is not None:
+            first = _at(dispatched[0]["at"])
+            self.to_dispatch.append(max(0.0, first - _at(call.answered_at)))
+        talk = call.talk_seconds
         if talk is not None:
             self.slot_talk[slot].append(talk)
-        taken = self.taken[(call["queue"] or "", call["agent"] or "")]
+        taken = self.taken[(call.queue or "", call.agent or "")]
         taken[0] += 1
         taken[1] += talk or 0.0
         taken[2] += talk is not None
         taken[3] += category is not None
         taken[4] += len(dispatched)
 
-    def _callback(self, call: dict[str, Any]) -> None:
-        answered = call["answered_at"] is not None
-        if not callbacks.is_owed(call["outcome"], call["caller"]["number"], answered=answered):
+    def _callback(self, call: StoredCall) -> None:
+        answered = call.answered_at is not None
+        if not callbacks.is_owed(call.outcome, call.caller_number, answered=answered):
             return
         self.owed += 1
-        state = call.get("callback")
-        if state is None:
+        if call.callback is None:
             return
+        state = json.loads(call.callback)
         if state["attempts"]:
             self.attempted += 1
         self.reached += state["result"] == "answered"
         self.recalled += state["result"] == "recalled"
-        first, abandoned = parse_rfc3339(state["first_attempt_at"]), state["abandoned_at"]
+        first, abandoned = state["first_attempt_at"], state["abandoned_at"]
         if first is not None and abandoned is not None:
-            self.first_attempt.append(max(0.0, first - (parse_rfc3339(abandoned) or first)))
+            self.first_attempt.append(max(0.0, _at(first) - _at(abandoned)))
 
     # -- the JSON ---------------------------------------------------------------------
 

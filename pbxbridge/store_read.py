@@ -61,6 +61,17 @@ class Reader:
                 return
             page = store_query.Page(page.query, page.limit, (rows[-1][1], rows[-1][2]))
 
+    def report_rows(self, period: store_query.Period) -> Iterator[tuple[Any, ...]]:
+        """store_query.report_sql's rows, a batch at a time (a month is 100,000 calls)."""
+        sql, args = store_query.report_sql(period, self.dialect)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(store_sql.placeholders(sql, self.dialect), tuple(args))
+            while rows := cur.fetchmany(5000):
+                yield from rows
+        finally:
+            cur.close()
+
     def call(self, call_id: str) -> str | None:
         rows = self._all("SELECT doc FROM calls WHERE call_id = ?", [call_id])
         return str(rows[0][0]) if rows else None
