@@ -10,6 +10,11 @@ Prometheus. Everything under ``/v1/`` on the TCP listener:
 * needs ``Authorization: Bearer <[api] token>``, compared in constant time; without a
   configured token these routes answer 401;
 * is read-only: claims are made on the local socket only.
+
+The wallboard (``/wallboard``) is guarded the same way. A TV cannot send a header, so
+its link carries the token once (``/wallboard?token=...``): the answer moves it into an
+HttpOnly, SameSite=Strict cookie and sends the browser to the same address without it,
+so the token stays out of the address bar, the history and the page.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROTECTED = "/v1/"
+WALLBOARD = "/wallboard"
+COOKIE = "pbxbridge_token"
+COOKIE_SECONDS = 365 * 86400  # a TV in the supervisors' room stays logged in
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -41,7 +49,8 @@ def guard(*, token: str, hosts: frozenset[str]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(PROTECTED):
+        board = request.path == WALLBOARD or request.path.startswith(WALLBOARD + "/")
+        if not (board or request.path.startswith(PROTECTED)):
             return await handler(request)
         if request.host not in hosts:
             return _refuse(421, "unknown Host: add it to [api] allowed_hosts if it is yours")
@@ -53,12 +62,29 @@ def guard(*, token: str, hosts: frozenset[str]) -> Middleware:
         if not expected:
             return _refuse(401, "caller data over TCP needs [api] token (see the README)")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        in_link = board and "token" in request.query
+        if scheme.lower() != "bearer":
+            given = request.query["token"] if in_link else request.cookies.get(COOKIE, "")
+        if not (given and hmac.compare_digest(given.strip().encode(), expected)):
             response = _refuse(401, "expected Authorization: Bearer <[api] token>")
             response.headers["WWW-Authenticate"] = 'Bearer realm="pbxbridge"'
             return response
         if request.method not in ("GET", "HEAD"):
             return _refuse(405, "read-only: claims are made on the local socket")
+        if in_link:
+            rest = request.rel_url.with_query(
+                [(k, v) for k, v in request.query.items() if k != "token"]
+            )
+            moved = web.Response(status=303, headers={"Location": str(rest)})
+            moved.set_cookie(
+                COOKIE,
+                given.strip(),
+                max_age=COOKIE_SECONDS,
+                path=WALLBOARD,
+                httponly=True,
+                samesite="Strict",
+            )
+            return moved
         return await handler(request)
 
     return middleware

@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from pbxbridge import access, ami, callback_api, http, report, store_api, systemd
+from pbxbridge import access, ami, callback_api, http, report, store_api, systemd, wallboard_api
 from pbxbridge import callbacks as cb
 from pbxbridge import config as cfg
 from pbxbridge import events as ev
@@ -36,6 +36,8 @@ from pbxbridge.pipeline import Item, Pipeline, Tick
 from pbxbridge.store_policy import StoreHealth, WritePolicy
 from pbxbridge.store_read import Target
 from pbxbridge.store_replica import Replica
+from pbxbridge.store_sql import StoreUnavailable
+from pbxbridge.wallboard import Wallboard
 
 log = structlog.get_logger("pbxbridge.app")
 
@@ -103,11 +105,23 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             replicated_only=replica is not None,
             on_durable=durable,
         )
+        book = cb.CallbackBook(store.load() if store is not None else ())
+        board = wallboard_api.Streams(Wallboard(config.pbx.zone))
+        try:
+            await asyncio.to_thread(
+                wallboard_api.seed,
+                board.board,
+                Target(config.outbox.path, config.store.url),
+                time.time(),
+                book.pending(),
+            )
+        except StoreUnavailable as exc:
+            log.warning("wallboard_not_seeded", error=str(exc))
         # Durable first: the outbox sees every effect before anything else does.
         pipeline = Pipeline(
             tracker,
-            book=cb.CallbackBook(store.load() if store is not None else ()),
-            sinks=[outbox_sink, metrics] if store is None else [outbox_sink, store, metrics],
+            book=book,
+            sinks=[outbox_sink, *([store] if store is not None else []), metrics, board],
         )
         translator = Translator(observe_lag=metrics.observe_event_lag, warn=_ami_warning)
         client = ami.AmiClient(cfg.ami_settings(config), queue.put_nowait, translator=translator)
@@ -157,6 +171,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
             )
         )
         api_app.add_routes([callback_api.listing(pipeline.book)])
+        api_app.add_routes(wallboard_api.routes(board, config.report.language))
         api_app.add_routes(
             store_api.routes(
                 Target(config.outbox.path, config.store.url),
