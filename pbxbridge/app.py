@@ -130,6 +130,7 @@ async def run(config: Config, shutdown: asyncio.Event) -> int:
         metrics.watch_ami(lambda: client.state, lambda: translator.stats.malformed_lines)
         metrics.watch_pipeline(pipeline.stats, translator.stats, queue.qsize)
         metrics.watch_callbacks(pipeline.book.pending)
+        metrics.watch_wallboard(board.stats)
         metrics.watch_delivery(delivery.stats)
         unpersisted = StoreHealth(False, store_error, 0, 0)
         metrics.watch_stores(

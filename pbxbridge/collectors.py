@@ -321,3 +321,26 @@ class RegionalStore(Collector):
             "Call-store rows copied to PostgreSQL (a changed call is copied again).",
             s.copied,
         )
+
+
+class WallboardViewers(Collector):
+    """The wallboard's streams: who watches, and the viewers dropped for reading slowly."""
+
+    def __init__(self, stats: Callable[[], tuple[int, int, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        viewers, dropped, refused = self._stats()
+        yield GaugeMetricFamily(
+            "pbxbridge_wallboard_viewers", "Wallboard streams open now.", value=viewers
+        )
+        yield _counter(
+            "pbxbridge_wallboard_viewers_dropped",
+            "Wallboard streams closed because the viewer did not read a snapshot within 2 s.",
+            dropped,
+        )
+        yield _counter(
+            "pbxbridge_wallboard_viewers_refused",
+            "Wallboard streams refused: the most that may be open were open.",
+            refused,
+        )

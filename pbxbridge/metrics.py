@@ -37,6 +37,7 @@ from pbxbridge.collectors import (
     QueueMembers,
     RegionalStore,
     Stores,
+    WallboardViewers,
 )
 from pbxbridge.delivery import DeliveryStats
 from pbxbridge.http_limits import ConnectionStats
@@ -318,6 +319,9 @@ class Metrics:
 
     def watch_regional_store(self, stats: Callable[[], ReplicaStats]) -> None:
         self.registry.register(RegionalStore(stats))
+
+    def watch_wallboard(self, stats: Callable[[], tuple[int, int, int]]) -> None:
+        self.registry.register(WallboardViewers(stats))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything in the registry."""

@@ -49,9 +49,13 @@ class Streams:
         self.board = board
         self.viewers = 0
         self.dropped = 0
+        self.refused = 0
         self._changed = asyncio.Event()
         self._seen = board.version
         self._cache: dict[str | None, tuple[int, bytes]] = {}
+
+    def stats(self) -> tuple[int, int, int]:
+        return self.viewers, self.dropped, self.refused
 
     def apply(self, effects: Sequence[Effect]) -> None:
         """The pipeline's sink: the board follows the effects, the streams are woken."""
@@ -141,6 +145,7 @@ def routes(streams: Streams, default_lang: str) -> list[web.RouteDef]:
 
     async def events(request: web.Request) -> web.StreamResponse:
         if streams.viewers >= MAX_VIEWERS:
+            streams.refused += 1
             return web.json_response({"error": "too many wallboards open"}, status=503)
         queue = queue_of(request)
         response = web.StreamResponse(
