@@ -24,6 +24,7 @@ from tests.lab import confs
 from tests.lab.amilink import AmiLink
 from tests.lab.asterisk import Lab
 from tests.lab.calls import SCENARIOS, CallGenerator, wait_idle
+from tests.support.browser import Browser
 from tests.support.daemon import Daemon, write_config
 
 pytestmark = pytest.mark.asterisk
@@ -130,6 +131,65 @@ async def test_a_call_shows_waiting_then_answered_and_today_survives_a_crash(
         head = json.loads(report.stdout)["headline"]
         for key in ("offered", "answered", "abandoned", "unanswered"):
             assert again["today"][key] == head[key], key
+    finally:
+        daemon.stop()
+        await link.close()
+
+
+async def test_the_page_follows_a_call_and_recovers_after_a_restart(
+    lab: Lab, tmp_path: Path, browser: Browser, test_output: Path
+) -> None:
+    """In real Chromium, from the TV's token link: the caller waiting, then talking;
+    kill -9 puts the banner up and greys the numbers; the restarted pbxbridge brings the
+    page back by itself (no reload)."""
+    config = write_config(lab, tmp_path, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
+    listen = cfg.load(config).metrics.listen
+    daemon = Daemon(config).start()
+    link = AmiLink(
+        "127.0.0.1", lab.settings.ami_port, confs.DRIVER_USER, lab.settings.driver_secret,
+        events="off",
+    )  # fmt: skip
+    try:
+        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
+        await link.connect()
+        page = await browser.open(f"http://{listen}/wallboard?token={TOKEN}&lang=id")
+        async with page:
+            assert TOKEN not in await page.evaluate("location.href")  # moved to a cookie
+            await page.evaluate("window.__loaded = 1")
+            await page.wait_for("document.getElementById('banner').hidden === true", 10)
+            placed = await CallGenerator(link).place(SCENARIOS["answered_after_long_wait"])
+            await page.wait_for("document.getElementById('waiting').textContent.trim() === '1'", 5)
+            assert time.time() - placed.placed_at < 3.0
+            await page.screenshot(test_output / "waiting-tv.png")
+            await page.wait_for(
+                "document.getElementById('waiting').textContent.trim() === '0' && "
+                "document.getElementById('talking').textContent.trim() === '1'",
+                30,
+            )
+            await wait_idle(link, within=30)
+            await page.wait_for("document.getElementById('offered').textContent.trim() === '1'", 10)
+            text = await page.text()
+            assert placed.caller_number not in text
+            daemon.stop(sig=9)
+            await page.wait_for(
+                "!document.getElementById('banner').hidden && "
+                "document.body.classList.contains('stale')",
+                20,
+            )
+            await page.screenshot(test_output / "stale-tv.png")
+            daemon = Daemon(config).start()
+            await page.wait_for(
+                "document.getElementById('banner').hidden && "
+                "!document.body.classList.contains('stale')",
+                30,
+            )
+            assert await page.evaluate("window.__loaded") == 1  # the same page, not reloaded
+            assert (
+                await page.evaluate("document.getElementById('offered').textContent")
+            ).strip() == "1"
+            # The one error a browser reports is the stream the kill cut off.
+            others = [e for e in page.errors if not e.get("url", "").endswith("/wallboard/events")]
+            assert others == [], others
     finally:
         daemon.stop()
         await link.close()
