@@ -34,7 +34,8 @@ FILES = Path(__file__).with_name("wallboard")
 MAX_VIEWERS = 64
 WRITE_SECONDS = 2.0
 PING_SECONDS = 5.0
-MIN_GAP = 0.1  # at most ten snapshots a second to one viewer: a burst is coalesced
+MIN_GAP = 0.1  # at most ten snapshots a second per queue: a burst is coalesced
+MAX_QUEUES = 32
 LABEL_PREFIXES = ("wallboard.", "stage.", "agency.", "member.", "standard.", "value.")
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -52,7 +53,7 @@ class Streams:
         self.refused = 0
         self._changed = asyncio.Event()
         self._seen = board.version
-        self._cache: dict[str | None, tuple[int, bytes]] = {}
+        self._cache: dict[str | None, tuple[int, bytes, float]] = {}
 
     def stats(self) -> tuple[int, int, int]:
         return self.viewers, self.dropped, self.refused
@@ -71,15 +72,21 @@ class Streams:
     async def changed(self) -> None:
         await self._changed.wait()
 
-    def message(self, queue: str | None) -> tuple[int, bytes]:
-        version = self.board.version
+    def message(self, queue: str | None) -> tuple[int, bytes, float]:
+        """The newest snapshot of ``queue``: (board version, message, seconds until a
+        newer one may be made). One is made per queue at most every MIN_GAP, however many
+        viewers ask: under steady traffic the version moves every millisecond."""
+        version, now = self.board.version, time.monotonic()
         cached = self._cache.get(queue)
-        if cached is None or cached[0] != version:
-            doc = self.board.snapshot(time.time(), queue)
-            data = json.dumps(doc, separators=(",", ":"), allow_nan=False)
-            cached = (version, f"event: snapshot\ndata: {data}\n\n".encode())
-            self._cache[queue] = cached
-        return cached
+        if cached is not None and (cached[0] == version or now - cached[2] < MIN_GAP):
+            return cached[0], cached[1], max(0.0, MIN_GAP - (now - cached[2]))
+        doc = self.board.snapshot(time.time(), queue)
+        data = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+        self._cache.pop(queue, None)
+        self._cache[queue] = (version, f"event: snapshot\ndata: {data}\n\n".encode(), now)
+        while len(self._cache) > MAX_QUEUES:  # a ?queue= of anyone's choosing stays bounded
+            del self._cache[next(iter(self._cache))]
+        return version, self._cache[queue][1], MIN_GAP
 
 
 def seed(board: Wallboard, target: Target, now: float, owed: Iterable[cb.Callback]) -> None:
@@ -160,11 +167,12 @@ def routes(streams: Streams, default_lang: str) -> list[web.RouteDef]:
             await response.prepare(request)
             sent = -1
             while True:
-                version, message = streams.message(queue)
+                version, message, wait = streams.message(queue)
                 if version != sent:
                     await asyncio.wait_for(response.write(message), WRITE_SECONDS)
                     sent = version
-                    await asyncio.sleep(MIN_GAP)
+                if streams.board.version != sent:
+                    await asyncio.sleep(wait)  # a newer snapshot is due: at most MIN_GAP
                     continue
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(PING_SECONDS):
