@@ -49,6 +49,12 @@ def ended_of(rec: tr.CallRecord) -> Ended:
     )
 
 
+_SHOWN = frozenset(
+    {tr.CallOffered, tr.CallAnswered, tr.CallEnded, tr.CallUpdated, MemberChanged}
+    | {SessionChanged, cb.Queued, cb.Closed, Heartbeat}
+)
+
+
 @dataclass(slots=True)
 class Tally:
     """Today's figures of one queue (or of all), kept as calls end: a snapshot reads
@@ -139,6 +145,8 @@ class Wallboard:
             self.version += 1
 
     def _one(self, effect: object) -> bool:
+        if type(effect) not in _SHOWN:  # most effects (anomalies, rings) change nothing here
+            return False
         match effect:
             case tr.CallOffered(record=rec):
                 self._seen(rec.offered_at)

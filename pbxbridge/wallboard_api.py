@@ -64,13 +64,20 @@ class Streams:
         self.poke()
 
     def poke(self) -> None:
-        if self.board.version != self._seen:
+        # Nobody watching: nothing to wake (a viewer compares versions when it comes).
+        if self.viewers and self.board.version != self._seen:
             self._seen = self.board.version
-            self._changed.set()
-            self._changed = asyncio.Event()
+            if not self._changed.is_set():
+                self._changed.set()
 
     async def changed(self) -> None:
-        await self._changed.wait()
+        """Until the board changes. The set event is replaced by the first viewer to
+        wait again, not by every batch of effects (an Event per batch cost the pipeline)."""
+        event = self._changed
+        if event.is_set():
+            self._changed = event = asyncio.Event()
+            self._seen = self.board.version  # the viewer has this one: wake on the next
+        await event.wait()
 
     def message(self, queue: str | None) -> tuple[int, bytes, float]:
         """The newest snapshot of ``queue``: (board version, message, seconds until a
