@@ -455,7 +455,6 @@
     if (level !== waitLevel) {
       waitLevel = level;
       byId("tile-longest").dataset.level = level;
-      document.body.dataset.wait = level;
     }
     const state = {
       none: () => text("wallboard.wait_none"),

@@ -32,7 +32,6 @@ CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'sel
 PING_SECONDS = 5.0  # as the contract's server
 QUEUE = "calltakers"
 WAIT = 10.0  # every wait below is bounded; the stream's own retries take up to ~6 s
-STATES = ("available", "ringing", "in_call", "paused", "unavailable")
 
 
 def text(lang: str, key: str, **fields: Any) -> str:
@@ -321,8 +320,10 @@ async def test_a_caller_waiting_past_15_s_is_a_breach_that_counts_on_by_itself(
 
 
 async def test_a_caller_waiting_11_s_is_a_warning(browser: Browser, server: FakeServer) -> None:
-    server.push(snapshot(waiting=(11.0,)))
+    server.push(snapshot(waiting=()))
     async with board(browser, server, "id") as page:
+        # Pushed once the page is up: a slow page load must not age it into a breach.
+        server.push(snapshot(waiting=(11.0,)))
         warning = text("id", "wallboard.wait_warning", seconds="10")
         await page.wait_for(f"document.getElementById('wait-state').textContent === {warning!r}")
         assert 11 <= await seconds_shown(page) < 15
@@ -373,9 +374,13 @@ async def test_today_call_takers_dispatches_and_the_sparkline(
         }
         paused = await value(page, "members-paused")
         assert "istirahat" in paused
-        paused_for = text(lang, "wallboard.minutes_seconds", m="12", s="05")
-        later = text(lang, "wallboard.minutes_seconds", m="12", s="06")
-        assert paused_for in paused or later in paused, paused
+        # Paused 12 min 05 s when the snapshot was made, and counting on since.
+        age = text(lang, "wallboard.minutes_seconds", m="12", s="SS")
+        shown = re.search(
+            re.escape(text(lang, "wallboard.member_for", age=age)).replace("SS", r"(\d\d)"),
+            paused,
+        )
+        assert shown and 5 <= int(shown[1]) <= 20, paused
         assert await value(page, "count-in_call") == "2"
 
         dispatches = await page.evaluate(
@@ -497,7 +502,7 @@ async def test_a_silent_stream_is_stale_after_12_s(browser: Browser, server: Fak
     async with board(browser, server) as page:
         started = time.monotonic()
         await page.wait_for("!document.getElementById('banner').hidden", timeout=20)
-        assert 11.5 <= time.monotonic() - started < 16
+        assert 11 <= time.monotonic() - started < 16  # not at a missed ping or two
         assert text("en", "wallboard.stream_lost") in (await banner(page))["text"]
         server.push(snapshot(waiting=()))
         await page.wait_for("document.getElementById('banner').hidden", timeout=WAIT)
