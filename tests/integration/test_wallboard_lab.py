@@ -82,19 +82,25 @@ async def watching(url: str) -> AsyncIterator[Viewer]:
             await task
 
 
-async def test_a_call_shows_waiting_then_answered_and_today_survives_a_crash(
-    lab: Lab, tmp_path: Path
-) -> None:
+async def started(lab: Lab, tmp_path: Path) -> tuple[Path, Daemon, AmiLink]:
+    """pbxbridge up against the lab, the wallboard behind TOKEN, and a driver link."""
     config = write_config(lab, tmp_path, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
-    url = f"http://{cfg.load(config).metrics.listen}/wallboard/events"
     daemon = Daemon(config).start()
+    await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
     link = AmiLink(
         "127.0.0.1", lab.settings.ami_port, confs.DRIVER_USER, lab.settings.driver_secret,
         events="off",
     )  # fmt: skip
+    await link.connect()
+    return config, daemon, link
+
+
+async def test_a_call_shows_waiting_then_answered_and_today_survives_a_crash(
+    lab: Lab, tmp_path: Path
+) -> None:
+    config, daemon, link = await started(lab, tmp_path)
+    url = f"http://{cfg.load(config).metrics.listen}/wallboard/events"
     try:
-        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
-        await link.connect()
         async with watching(url) as viewer:
             await viewer.until(lambda s: s["ami_up"], within=5)
             placed = await CallGenerator(link).place(SCENARIOS["answered_after_long_wait"])
@@ -142,16 +148,9 @@ async def test_the_page_follows_a_call_and_recovers_after_a_restart(
     """In real Chromium, from the TV's token link: the caller waiting, then talking;
     kill -9 puts the banner up and greys the numbers; the restarted pbxbridge brings the
     page back by itself (no reload)."""
-    config = write_config(lab, tmp_path, pbx={"timezone": "Asia/Jakarta"}, api={"token": TOKEN})
+    config, daemon, link = await started(lab, tmp_path)
     listen = cfg.load(config).metrics.listen
-    daemon = Daemon(config).start()
-    link = AmiLink(
-        "127.0.0.1", lab.settings.ami_port, confs.DRIVER_USER, lab.settings.driver_secret,
-        events="off",
-    )  # fmt: skip
     try:
-        await asyncio.to_thread(daemon.wait_for, lambda x: x.get("event") == "ami_session_up")
-        await link.connect()
         page = await browser.open(f"http://{listen}/wallboard?token={TOKEN}&lang=id")
         async with page:
             assert TOKEN not in await page.evaluate("location.href")  # moved to a cookie
