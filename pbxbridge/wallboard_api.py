@@ -39,7 +39,7 @@ MAX_QUEUES = 32
 LABEL_PREFIXES = ("wallboard.", "stage.", "agency.", "member.", "standard.", "value.")
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src data:; base-uri 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 
 
@@ -111,6 +111,10 @@ def seed(board: Wallboard, target: Target, now: float, owed: Iterable[cb.Callbac
     board.seed(ended, owed)
 
 
+def _ping() -> bytes:
+    return f"event: ping\ndata: {json.dumps({'at': time.time()})}\n\n".encode()
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(FILES),
@@ -177,6 +181,8 @@ def routes(streams: Streams, default_lang: str) -> list[web.RouteDef]:
                 version, message, wait = streams.message(queue)
                 if version != sent:
                     await asyncio.wait_for(response.write(message), WRITE_SECONDS)
+                    if sent < 0:  # a cached snapshot's "at" may be old: the clock, now
+                        await asyncio.wait_for(response.write(_ping()), WRITE_SECONDS)
                     sent = version
                 if streams.board.version != sent:
                     await asyncio.sleep(wait)  # a newer snapshot is due: at most MIN_GAP
@@ -185,10 +191,7 @@ def routes(streams: Streams, default_lang: str) -> list[web.RouteDef]:
                     async with asyncio.timeout(PING_SECONDS):
                         await streams.changed()
                 if streams.board.version == sent:
-                    ping = json.dumps({"at": time.time()})
-                    await asyncio.wait_for(
-                        response.write(f"event: ping\ndata: {ping}\n\n".encode()), WRITE_SECONDS
-                    )
+                    await asyncio.wait_for(response.write(_ping()), WRITE_SECONDS)
         except TimeoutError:
             streams.dropped += 1
             log.warning("wallboard_viewer_dropped", reason="too slow to read its stream")

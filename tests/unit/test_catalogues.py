@@ -21,6 +21,7 @@ FIELD = re.compile(r"\{([a-z_]+)\}")
 def keys_asked_for() -> set[str]:
     """Every literal key in the code and the template, and the families built at run time."""
     sources = [*PACKAGE.glob("*.py"), *PACKAGE.glob("templates/*.html")]
+    sources += PACKAGE.glob("wallboard/*.html")
     literal = re.compile(r"""\b(?:t|msg|self)\(\s*"([a-z_]+\.[a-z_.0-9]+)"\s*[,)]""")
     keys = {k for path in sources for k in literal.findall(path.read_text())}
     keys |= {f"stage.{s}" for s in ABANDON_STAGES}
